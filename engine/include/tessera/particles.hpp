@@ -1,0 +1,63 @@
+#pragma once
+/// The in-memory particle set that every reader fills and every writer
+/// empties: RELION 3.1 semantics (optics groups + particles).
+///
+/// Columns that Tessera does not interpret are kept as text, per optics group
+/// and per particle, under their RELION label (without the leading '_'), so a
+/// STAR or Scipion set goes through a Tessera step without losing anything.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tessera/geometry.hpp"
+
+namespace tessera {
+
+/// One rlnImageName: `000012@Particles/stack.mrcs` is index 12 of that stack.
+struct ImageRef {
+  long index = 1;    ///< 1-based position in the stack (RELION and Scipion convention)
+  std::string path;  ///< as written in the file (relative to ParticleSet::base_dir unless absolute)
+  std::string to_string() const;  ///< "000012@path"
+  static ImageRef parse(const std::string& text);  ///< throws std::invalid_argument
+};
+
+struct OpticsGroup {
+  int number = 1;                 ///< rlnOpticsGroup (1-based)
+  std::string name;               ///< rlnOpticsGroupName
+  double pixel_A = 1;             ///< rlnImagePixelSize, Angstrom per pixel
+  int image_size = 0;             ///< rlnImageSize, pixels (0 = unknown)
+  double voltage_kV = 300;        ///< rlnVoltage
+  double cs_mm = 2.7;             ///< rlnSphericalAberration
+  double amplitude_contrast = 0.1;///< rlnAmplitudeContrast
+  std::vector<std::string> extra; ///< values of ParticleSet::optics_extra_labels
+};
+
+struct Particle {
+  ImageRef image;
+  int optics_group = 1;            ///< rlnOpticsGroup
+  std::string micrograph;          ///< rlnMicrographName ("" if absent)
+  double defocus_u_A = 0, defocus_v_A = 0, defocus_angle_deg = 0;  ///< rlnDefocusU/V/Angle
+  double phase_shift_deg = 0;      ///< rlnPhaseShift
+  double ctf_bfactor = 0;          ///< rlnCtfBfactor, A^2
+  double scale = 1;                ///< rlnCtfScalefactor: per-particle contrast scale
+  std::optional<ProjectionPose> pose;  ///< rlnAngleRot/Tilt/Psi + rlnOriginX/Y/ZAngst
+  int half_set = 0;                ///< rlnRandomSubset: 1, 2, or 0 when unassigned
+  std::vector<std::string> extra;  ///< values of ParticleSet::particle_extra_labels
+};
+
+struct ParticleSet {
+  std::vector<OpticsGroup> optics;
+  std::vector<Particle> particles;
+  std::vector<std::string> optics_extra_labels;    ///< e.g. "rlnBeamTiltX" (no '_')
+  std::vector<std::string> particle_extra_labels;  ///< e.g. "rlnCoordinateX"
+  std::filesystem::path base_dir;  ///< relative image paths resolve against this folder
+
+  const OpticsGroup& optics_of(const Particle& p) const;  ///< throws if the group is unknown
+  std::filesystem::path stack_path(const Particle& p) const;  ///< base_dir / image.path
+  bool has_poses() const;  ///< every particle has a pose (and there is at least one)
+  /// Index of an extra particle column, or -1.
+  int particle_extra_index(const std::string& label) const;
+};
+
+}  // namespace tessera

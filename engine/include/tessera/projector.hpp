@@ -1,0 +1,95 @@
+#pragma once
+/// Fourier-space projection and back-projection, RELION's numerics: the
+/// volume is zero-padded by `padding` (2 by default), sampled with trilinear
+/// interpolation, and corrected for the interpolation kernel (gridding
+/// correction: sinc^2 in real space for trilinear).
+///
+/// Geometry (geometry.hpp): the projection at rotation A has 2D Fourier
+/// component (kx, ky) equal to the volume's 3D component at A^T (kx, ky, 0).
+/// Sizes are in pixels of the un-padded box; a box of N has its real-space
+/// centre at N/2 and frequencies up to `max_radius_px` (default N/2) are used.
+/// The 2D transforms are half-complex (N/2+1) x N grids with the origin at the
+/// corner (fft.hpp), so that ifft + corner_to_centre gives the centred image.
+#include <optional>
+#include <vector>
+
+#include "tessera/geometry.hpp"
+#include "tessera/grid.hpp"
+
+namespace tessera {
+
+/// The real-space kernel of trilinear interpolation on a grid padded by
+/// `padding`: sinc^2(r / (padding * box)) at distance r pixels from the centre.
+double trilinear_gridding_kernel(double r_px, int box, int padding);
+
+/// Holds the padded 3D transform of one volume; project() is const and may be
+/// called from many threads at once.
+class Projector {
+ public:
+  /// volume: cubic, centred at N/2. max_radius_px: highest frequency kept.
+  explicit Projector(const RealGrid& volume, int padding = 2, std::optional<double> max_radius_px = {});
+
+  int box() const { return box_; }
+  int padding() const { return pad_; }
+  double max_radius_px() const { return rmax_; }
+
+  /// Central slice at rotation A into out ((N/2+1) x N, resized if needed).
+  /// Frequencies beyond max_radius_px are zero.
+  void project(const Mat3& a, ComplexGrid& out) const;
+  /// The centred real-space projection (convenience for tests and simulation).
+  RealGrid project_image(const Mat3& a) const;
+
+ private:
+  cfloat sample(double x, double y, double z) const;  // padded-grid Fourier coordinates
+  int box_, pad_, pbox_;
+  double rmax_;
+  ComplexGrid data_;  // half-complex transform of the padded, pre-corrected volume
+};
+
+/// Options of BackProjector::reconstruct.
+struct ReconstructOptions {
+  /// Per-shell signal power tau^2 (index = Fourier shell of the un-padded box,
+  /// same units as the inserted data): adds 1 / tau2 to the weight (Wiener
+  /// filter). Without it the weights are used alone, floored at
+  /// `weight_floor` times the mean weight of their shell.
+  std::optional<std::vector<double>> tau2;
+  double weight_floor = 1e-3;
+  /// Divide the result by the trilinear gridding kernel.
+  bool gridding_correction = true;
+};
+
+/// Accumulates CTF-weighted image transforms into a padded 3D Fourier grid.
+/// Not thread-safe: give each thread its own and merge them with add().
+class BackProjector {
+ public:
+  /// symmetry: rotation matrices of a point group (identity included); every
+  /// image is inserted once per operator. Empty means C1.
+  explicit BackProjector(int box, int padding = 2, std::optional<double> max_radius_px = {},
+                         std::vector<Mat3> symmetry = {});
+
+  int box() const { return box_; }
+
+  /// Insert one image: data = CTF * X (the image transform times its CTF) and
+  /// weight = CTF^2, both half-complex (N/2+1) x N, at rotation A.
+  void insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
+  /// Merge another back-projector of the same shape.
+  void add(const BackProjector& other);
+  /// The reconstructed volume, N^3, centred at N/2.
+  RealGrid reconstruct(const ReconstructOptions& options = {}) const;
+
+  /// Sum of weights per un-padded Fourier shell divided by the number of padded
+  /// voxels in that shell (used to turn an FSC into tau^2).
+  std::vector<double> mean_weight_per_shell() const;
+
+ private:
+  void insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
+  void splat(double x, double y, double z, cfloat value, float weight);
+  static std::vector<double> shell_means(const RealGrid& padded_weight, int box, int padding);
+  int box_, pad_, pbox_;
+  double rmax_;
+  std::vector<Mat3> symmetry_;
+  ComplexGrid data_;
+  RealGrid weight_;
+};
+
+}  // namespace tessera

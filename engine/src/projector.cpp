@@ -1,0 +1,202 @@
+#include "tessera/projector.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <stdexcept>
+
+#include "tessera/fft.hpp"
+
+namespace tessera {
+namespace {
+
+// Signed padded frequency -> storage index, or -1 when outside the grid.
+inline int storage_or_none(int k, int n) {
+  if (k <= -n / 2 || k >= n / 2) return -1;
+  return fourier_storage(k, n);
+}
+
+double default_radius(int box, std::optional<double> r) {
+  const double rmax = r.value_or(box / 2.0);
+  if (rmax <= 0 || rmax > box / 2.0) throw std::invalid_argument("max_radius_px must be in (0, box/2]");
+  return rmax;
+}
+
+// Visit the 2D frequencies of a half-complex box x box image within rmax,
+// with their padded 3D coordinates under rotation a.
+template <class F>
+void for_each_slice_point(int box, int pad, double rmax, const Mat3& a, F&& f) {
+  const int hx = box / 2 + 1;
+  const double r2max = rmax * rmax;
+  for (int iy = 0; iy < box; ++iy) {
+    const int ky = fourier_index(iy, box);
+    for (int ix = 0; ix < hx; ++ix) {
+      if (double(ix) * ix + double(ky) * ky > r2max) continue;
+      // A^T (kx, ky, 0) = kx * row0(A) + ky * row1(A)
+      const double x = pad * (ix * a[0][0] + ky * a[1][0]);
+      const double y = pad * (ix * a[0][1] + ky * a[1][1]);
+      const double z = pad * (ix * a[0][2] + ky * a[1][2]);
+      f(ix, iy, x, y, z);
+    }
+  }
+}
+
+RealGrid pad_volume(const RealGrid& v, int pbox) {
+  const int n = v.nx(), off = pbox / 2 - n / 2;
+  RealGrid out(pbox, pbox, pbox);
+  for (int z = 0; z < n; ++z)
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) out(x + off, y + off, z + off) = v(x, y, z);
+  return out;
+}
+
+}  // namespace
+
+double trilinear_gridding_kernel(double r_px, int box, int padding) {
+  const double u = r_px / (double(padding) * box);
+  if (u == 0.0) return 1.0;
+  const double s = std::sin(std::numbers::pi * u) / (std::numbers::pi * u);
+  return s * s;
+}
+
+Projector::Projector(const RealGrid& volume, int padding, std::optional<double> max_radius_px)
+    : box_(volume.nx()), pad_(padding), pbox_(padding * volume.nx()) {
+  if (volume.ny() != box_ || volume.nz() != box_ || box_ < 2)
+    throw std::invalid_argument("Projector: the volume must be cubic");
+  if (padding < 1) throw std::invalid_argument("Projector: padding must be >= 1");
+  rmax_ = default_radius(box_, max_radius_px);
+  RealGrid corrected = volume;
+  const int c = box_ / 2;
+  for (int z = 0; z < box_; ++z)
+    for (int y = 0; y < box_; ++y)
+      for (int x = 0; x < box_; ++x) {
+        const double r = std::sqrt(double(x - c) * (x - c) + double(y - c) * (y - c) + double(z - c) * (z - c));
+        corrected(x, y, z) = static_cast<float>(volume(x, y, z) / trilinear_gridding_kernel(r, box_, pad_));
+      }
+  RealGrid padded = pad_volume(corrected, pbox_);
+  centre_to_corner(padded, true);
+  data_ = fft_3d(padded);
+}
+
+cfloat Projector::sample(double x, double y, double z) const {
+  bool conjugate = false;
+  if (x < 0) {
+    x = -x, y = -y, z = -z;
+    conjugate = true;
+  }
+  const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y)),
+            z0 = static_cast<int>(std::floor(z));
+  const float fx = static_cast<float>(x - x0), fy = static_cast<float>(y - y0), fz = static_cast<float>(z - z0);
+  const int hx = pbox_ / 2 + 1;
+  cfloat acc(0, 0);
+  for (int dz = 0; dz < 2; ++dz) {
+    const int zs = storage_or_none(z0 + dz, pbox_);
+    if (zs < 0) continue;
+    const float wz = dz ? fz : 1 - fz;
+    for (int dy = 0; dy < 2; ++dy) {
+      const int ys = storage_or_none(y0 + dy, pbox_);
+      if (ys < 0) continue;
+      const float wy = (dy ? fy : 1 - fy) * wz;
+      for (int dx = 0; dx < 2; ++dx) {
+        const int xs = x0 + dx;
+        if (xs >= hx) continue;
+        acc += data_(xs, ys, zs) * ((dx ? fx : 1 - fx) * wy);
+      }
+    }
+  }
+  return conjugate ? std::conj(acc) : acc;
+}
+
+void Projector::project(const Mat3& a, ComplexGrid& out) const {
+  if (out.nx() != box_ / 2 + 1 || out.ny() != box_ || out.nz() != 1) out = ComplexGrid(box_ / 2 + 1, box_);
+  out.fill(cfloat(0, 0));
+  for_each_slice_point(box_, pad_, rmax_, a,
+                       [&](int ix, int iy, double x, double y, double z) { out(ix, iy) = sample(x, y, z); });
+}
+
+RealGrid Projector::project_image(const Mat3& a) const {
+  ComplexGrid f;
+  project(a, f);
+  RealGrid img = ifft_2d(f, box_);
+  corner_to_centre(img, false);
+  return img;
+}
+
+BackProjector::BackProjector(int box, int padding, std::optional<double> max_radius_px, std::vector<Mat3> symmetry)
+    : box_(box), pad_(padding), pbox_(padding * box), rmax_(default_radius(box, max_radius_px)),
+      symmetry_(std::move(symmetry)), data_(pbox_ / 2 + 1, pbox_, pbox_), weight_(pbox_ / 2 + 1, pbox_, pbox_) {
+  if (padding < 1) throw std::invalid_argument("BackProjector: padding must be >= 1");
+  if (symmetry_.empty()) symmetry_.push_back(identity3());
+}
+
+void BackProjector::splat(double x, double y, double z, cfloat value, float weight) {
+  if (x < 0) {
+    x = -x, y = -y, z = -z;
+    value = std::conj(value);
+  }
+  const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y)),
+            z0 = static_cast<int>(std::floor(z));
+  const float fx = static_cast<float>(x - x0), fy = static_cast<float>(y - y0), fz = static_cast<float>(z - z0);
+  const int hx = pbox_ / 2 + 1;
+  for (int dz = 0; dz < 2; ++dz) {
+    const int zs = storage_or_none(z0 + dz, pbox_);
+    if (zs < 0) continue;
+    const float wz = dz ? fz : 1 - fz;
+    for (int dy = 0; dy < 2; ++dy) {
+      const int ys = storage_or_none(y0 + dy, pbox_);
+      if (ys < 0) continue;
+      const float wy = (dy ? fy : 1 - fy) * wz;
+      for (int dx = 0; dx < 2; ++dx) {
+        const int xs = x0 + dx;
+        if (xs >= hx) continue;
+        const float w = (dx ? fx : 1 - fx) * wy;
+        const std::size_t i = data_.index(xs, ys, zs);
+        data_[i] += value * w;
+        weight_[i] += weight * w;
+      }
+    }
+  }
+}
+
+void BackProjector::insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a) {
+  for_each_slice_point(box_, pad_, rmax_, a, [&](int ix, int iy, double x, double y, double z) {
+    splat(x, y, z, data(ix, iy), weight(ix, iy));
+  });
+}
+
+void BackProjector::insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a) {
+  if (data.nx() != box_ / 2 + 1 || data.ny() != box_ || !weight.same_shape(data))
+    throw std::invalid_argument("BackProjector::insert: image transform of the wrong shape");
+  for (const Mat3& r : symmetry_) insert_one(data, weight, multiply(a, r));
+}
+
+void BackProjector::add(const BackProjector& other) {
+  if (other.box_ != box_ || other.pad_ != pad_) throw std::invalid_argument("BackProjector::add: shapes differ");
+  for (std::size_t i = 0; i < data_.size(); ++i) {
+    data_[i] += other.data_[i];
+    weight_[i] += other.weight_[i];
+  }
+}
+
+std::vector<double> BackProjector::mean_weight_per_shell() const { return shell_means(weight_, box_, pad_); }
+
+std::vector<double> BackProjector::shell_means(const RealGrid& w, int box, int pad) {
+  const int pbox = w.ny(), nshell = box / 2 + 1;
+  std::vector<double> sum(nshell, 0.0), count(nshell, 0.0);
+  for (int z = 0; z < pbox; ++z) {
+    const int kz = fourier_index(z, pbox);
+    for (int y = 0; y < pbox; ++y) {
+      const int ky = fourier_index(y, pbox);
+      for (int x = 0; x < pbox / 2 + 1; ++x) {
+        const int shell = static_cast<int>(std::lround(std::sqrt(double(x) * x + double(ky) * ky + double(kz) * kz) / pad));
+        if (shell >= nshell) continue;
+        sum[shell] += w(x, y, z);
+        count[shell] += 1;
+      }
+    }
+  }
+  for (int s = 0; s < nshell; ++s) sum[s] = count[s] > 0 ? sum[s] / count[s] : 0.0;
+  return sum;
+}
+
+}  // namespace tessera

@@ -1,0 +1,161 @@
+// Projector and back-projector against analytic oracles: projections of a sum
+// of 3D Gaussians have closed-form line integrals, and reconstructions from
+// noise-free projections must return the volume they came from.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "tessera/ctf.hpp"
+#include "tessera/fft.hpp"
+#include "tessera/projector.hpp"
+#include "tessera/random.hpp"
+
+namespace tessera {
+namespace {
+
+struct Blob {
+  Vec3 centre;  // pixels from the box centre
+  double sigma, amplitude;
+};
+
+const std::vector<Blob> kBlobs = {{{4, -3, 2}, 2.5, 1.0}, {{-5, 2, -1}, 3.0, 0.7}, {{1, 6, -5}, 2.0, 1.3}};
+
+RealGrid blob_volume(int n) {
+  RealGrid v(n, n, n);
+  const int c = n / 2;
+  for (int z = 0; z < n; ++z)
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        double s = 0;
+        for (const auto& b : kBlobs) {
+          const double dx = x - c - b.centre[0], dy = y - c - b.centre[1], dz = z - c - b.centre[2];
+          s += b.amplitude * std::exp(-(dx * dx + dy * dy + dz * dz) / (2 * b.sigma * b.sigma));
+        }
+        v(x, y, z) = static_cast<float>(s);
+      }
+  return v;
+}
+
+// Line integral of the blobs along the projection direction of rotation a:
+// p(u) = sum_b amp * sqrt(2 pi) sigma * exp(-|u - (A c)_xy|^2 / (2 sigma^2)).
+RealGrid analytic_projection(int n, const Mat3& a) {
+  RealGrid p(n, n);
+  const int c = n / 2;
+  for (const auto& b : kBlobs) {
+    const Vec3 ac = multiply(a, b.centre);
+    const double norm = b.amplitude * std::sqrt(2 * std::numbers::pi) * b.sigma;
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        const double dx = x - c - ac[0], dy = y - c - ac[1];
+        p(x, y) += static_cast<float>(norm * std::exp(-(dx * dx + dy * dy) / (2 * b.sigma * b.sigma)));
+      }
+  }
+  return p;
+}
+
+double relative_rms_error(const RealGrid& got, const RealGrid& want) {
+  double err = 0, ref = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    err += (got[i] - want[i]) * double(got[i] - want[i]);
+    ref += double(want[i]) * want[i];
+  }
+  return std::sqrt(err / ref);
+}
+
+TEST(Projector, MatchesAnalyticLineIntegralsOfGaussians) {
+  const int n = 48;
+  const Projector proj(blob_volume(n));
+  Rng rng = item_rng(7, 0);
+  double worst = 0;
+  for (int i = 0; i < 20; ++i) {
+    const Mat3 a = euler_to_matrix(random_euler(rng));
+    worst = std::max(worst, relative_rms_error(proj.project_image(a), analytic_projection(n, a)));
+  }
+  // Blobs of sigma >= 2 px are band-limited well inside Nyquist; trilinear
+  // interpolation on a 2x padded grid with gridding correction keeps the error
+  // at the 1e-3 level (measured 2e-3); 1% would flag a wrong convention or scale.
+  EXPECT_LT(worst, 0.01);
+}
+
+TEST(Projector, IdentityPoseIsTheSumAlongZ) {
+  const int n = 32;
+  const RealGrid v = blob_volume(n);
+  const RealGrid p = Projector(v).project_image(identity3());
+  RealGrid sum(n, n);
+  for (int z = 0; z < n; ++z)
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) sum(x, y) += v(x, y, z);
+  EXPECT_LT(relative_rms_error(p, sum), 0.005);
+}
+
+// Reconstruct from noise-free projections (with CTFs when ctf is set) and
+// return the relative RMS error to the true volume inside a sphere.
+double reconstruction_error(bool with_ctf, int n_images) {
+  const int n = 32;
+  const RealGrid truth = blob_volume(n);
+  const Projector proj(truth);
+  BackProjector bp(n);
+  Rng rng = item_rng(11, 0);
+  ComplexGrid f;
+  for (int i = 0; i < n_images; ++i) {
+    const Mat3 a = euler_to_matrix(random_euler(rng));
+    proj.project(a, f);
+    RealGrid w(n / 2 + 1, n, 1, 1.0f);
+    if (with_ctf) {
+      CtfParams c;
+      c.defocus_u_A = c.defocus_v_A = 8000 + 20000 * uniform01(rng);
+      const RealGrid ctf = ctf_image(c, n, n, 2.0);
+      for (std::size_t k = 0; k < f.size(); ++k) {
+        f[k] *= ctf[k] * ctf[k];  // image = CTF * projection; data = CTF * image
+        w[k] = ctf[k] * ctf[k];
+      }
+    }
+    bp.insert(f, w, a);
+  }
+  const RealGrid rec = bp.reconstruct();
+  double err = 0, ref = 0;
+  const int c = n / 2;
+  for (int z = 0; z < n; ++z)
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        if ((x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c) > (n / 2 - 2) * (n / 2 - 2)) continue;
+        const double d = rec(x, y, z) - truth(x, y, z);
+        err += d * d;
+        ref += double(truth(x, y, z)) * truth(x, y, z);
+      }
+  return std::sqrt(err / ref);
+}
+
+TEST(BackProjector, ReconstructsNoiseFreeProjections) {
+  // 1,500 random views of a 32^3 box sample every padded Fourier voxel many
+  // times; the remaining error is interpolation blur (measured ~1%).
+  EXPECT_LT(reconstruction_error(false, 1500), 0.03);
+}
+
+TEST(BackProjector, ReconstructsThroughCtfWeighting) {
+  // CTF zeros are filled by other defoci; weights CTF^2 normalize the data.
+  EXPECT_LT(reconstruction_error(true, 1500), 0.04);
+}
+
+TEST(BackProjector, SymmetryOperatorsMultiplyInsertions) {
+  // A C2 back-projector given one view equals a C1 one given the view and its
+  // symmetry mate.
+  const int n = 16;
+  const Projector proj(blob_volume(n));
+  const Mat3 a = euler_to_matrix({30, 60, 10});
+  const Mat3 c2 = axis_angle_matrix({0, 0, 1}, 180);
+  ComplexGrid f;
+  proj.project(a, f);
+  const RealGrid w(n / 2 + 1, n, 1, 1.0f);
+  BackProjector sym(n, 2, {}, {identity3(), c2}), plain(n);
+  sym.insert(f, w, a);
+  plain.insert(f, w, a);
+  plain.insert(f, w, multiply(a, c2));
+  const RealGrid r1 = sym.reconstruct(), r2 = plain.reconstruct();
+  EXPECT_LT(relative_rms_error(r1, r2), 1e-5);
+}
+
+}  // namespace
+}  // namespace tessera
