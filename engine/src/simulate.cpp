@@ -55,10 +55,14 @@ Simulator::Simulator(const std::vector<RealGrid>& modules, SimulationOptions opt
   }
   if (opt_.snr) {
     if (*opt_.snr <= 0) throw std::invalid_argument("Simulator: SNR must be positive");
-    const long n = std::min<long>(64, opt_.count);
+    // Spread the sample over the whole run so every defocus range is represented.
+    const long n = std::max<long>(1, std::min<long>(128, opt_.count));
     double signal = 0;
-    for (long i = 0; i < n; ++i) signal += variance(render(draw(i)));
-    noise_sigma_ = std::sqrt(signal / std::max<long>(n, 1) / *opt_.snr);
+    for (long k = 0; k < n; ++k) {
+      const long i = k * std::max<long>(opt_.count, 1) / n;
+      signal += variance(render(draw(i)));
+    }
+    noise_sigma_ = std::sqrt(signal / n / *opt_.snr);
   }
 }
 

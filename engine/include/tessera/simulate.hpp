@@ -42,7 +42,7 @@ struct SimulationOptions {
   // axis through the module's centre of mass; 3D shift ~ N(0, sigma) px per axis.
   double module_rotation_sigma_deg = 0, module_shift_sigma_px = 0;
   // Noise: signal variance / noise variance. Signal variance is the mean
-  // variance over the box of the first noise-free images (up to 64).
+  // variance over the box of up to 128 noise-free images spread evenly over the run.
   std::optional<double> snr;
   // Orientations: given per particle (cycled), or uniform over SO(3).
   std::vector<ProjectionPose> given_poses;

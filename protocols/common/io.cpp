@@ -1,0 +1,107 @@
+#include "common/io.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/fsc.hpp"
+#include "tessera/mrc.hpp"
+#include "tessera/particles_star.hpp"
+#include "tessera/scipion_set.hpp"
+#include "tessera/star.hpp"
+
+namespace tessera::protocol {
+namespace fs = std::filesystem;
+
+ParticleSet load_particles(const fs::path& path) {
+  const std::string ext = path.extension().string();
+  if (ext == ".sqlite") return read_scipion_particles(path);
+  if (ext == ".star") return read_particles_star(path);
+  throw InputError(fmt::format("{}: particles must be a RELION .star or a Scipion .sqlite file", path.string()));
+}
+
+LoadedVolume load_volume(const fs::path& path, std::optional<double> voxel_override_A) {
+  MrcMap m = read_mrc(path);
+  LoadedVolume v{std::move(m.data), voxel_override_A.value_or(m.voxel_A)};
+  if (v.data.nx() != v.data.ny() || v.data.nx() != v.data.nz())
+    throw InputError(fmt::format("{}: volume is {}x{}x{}, expected a cube", path.string(), v.data.nx(),
+                                 v.data.ny(), v.data.nz()));
+  if (!(v.voxel_A > 0) || !std::isfinite(v.voxel_A))
+    throw InputError(fmt::format("{}: the header gives no voxel size; give one explicitly", path.string()));
+  for (std::size_t i = 0; i < v.data.size(); ++i)
+    if (!std::isfinite(v.data[i]))
+      throw InputError(fmt::format("{}: voxel {} is {} (NaN or infinite values)", path.string(), i, v.data[i]));
+  return v;
+}
+
+void check_same_grid(const LoadedVolume& v, const fs::path& file, const LoadedVolume& ref, const std::string& ref_name) {
+  if (v.data.nx() != ref.data.nx() || std::abs(v.voxel_A - ref.voxel_A) > 1e-3 * ref.voxel_A)
+    throw InputError(fmt::format("{}: box {} at {:.4g} A/px, expected {} at {:.4g} A/px (from {})", file.string(),
+                                 v.data.nx(), v.voxel_A, ref.data.nx(), ref.voxel_A, ref_name));
+}
+
+void save_volume(RunContext& ctx, const std::string& output_name, const std::string& file_name, const RealGrid& volume,
+                 double voxel_A, const Json& extra) {
+  write_mrc(ctx.path(file_name), volume, voxel_A);
+  ctx.add_output(output_name, file_name, extra);
+}
+
+void save_particles(RunContext& ctx, const ParticleSet& set, const std::string& stem, const std::string& star_output,
+                    const std::string& sqlite_output) {
+  const fs::path out = fs::absolute(ctx.out_dir());
+  if (!star_output.empty()) {
+    write_particles_star(out / (stem + ".star"), set, out);
+    ctx.add_output(star_output, stem + ".star", {{"count", set.particles.size()}});
+  }
+  if (!sqlite_output.empty()) {
+    const fs::path sqlite = out / (stem + ".sqlite");
+    fs::remove(sqlite);  // our own output from an earlier run into this folder
+    write_scipion_particles(sqlite, set, out);
+    ctx.add_output(sqlite_output, stem + ".sqlite", {{"count", set.particles.size()}});
+  }
+}
+
+std::string format_resolution(std::optional<double> resolution_A, double voxel_A) {
+  if (!resolution_A) return fmt::format("beyond Nyquist ({:.2f} A)", 2 * voxel_A);
+  if (std::isinf(*resolution_A)) return "no correlation (below threshold from shell 1)";
+  return fmt::format("{:.2f} A", *resolution_A);
+}
+
+std::vector<std::optional<double>> save_fsc(RunContext& ctx, const std::string& star_output,
+                                            const std::string& json_output, const std::string& stem,
+                                            const std::vector<FscCurve>& curves, int box, double voxel_A) {
+  const std::vector<double> res = shell_resolution_A(box, voxel_A);
+  StarTable t;
+  t.name = "fsc";
+  t.is_loop = true;
+  t.labels = {"rlnSpectralIndex", "rlnResolution", "rlnAngstromResolution"};
+  for (const auto& c : curves) t.labels.push_back(c.star_label);
+  Json shells = Json::array();
+  for (std::size_t k = 0; k < res.size(); ++k) {
+    const double inv = k == 0 ? 0.0 : 1.0 / res[k];
+    std::vector<std::string> row{fmt::format("{}", k), fmt::format("{:.6f}", inv),
+                                 k == 0 ? "999.000000" : fmt::format("{:.6f}", res[k])};
+    for (const auto& c : curves) row.push_back(fmt::format("{:.6f}", k < c.values.size() ? c.values[k] : 0.0));
+    t.rows.push_back(std::move(row));
+    shells.push_back({{"index", k}, {"resolution_A", k == 0 ? Json(nullptr) : Json(res[k])}});
+  }
+  Json jcurves = Json::object(), jres = Json::object();
+  std::vector<std::optional<double>> out;
+  for (const auto& c : curves) {
+    jcurves[c.name] = c.values;
+    const auto r = resolution_at(c.values, c.threshold, box, voxel_A);
+    out.push_back(r);
+    const std::string key = fmt::format("{}@{}", c.name, c.threshold);
+    jres[key] = r && std::isfinite(*r) ? Json(*r) : Json(nullptr);
+  }
+  StarFile f;
+  f.blocks.push_back(std::move(t));
+  write_star(ctx.path(stem + ".star"), f);
+  ctx.add_output(star_output, stem + ".star");
+  const Json doc = {{"box", box}, {"voxel_A", voxel_A}, {"shells", shells}, {"curves", jcurves}, {"resolution_A", jres}};
+  atomic_write_text(ctx.path(stem + ".json"), doc.dump(2) + "\n");
+  ctx.add_output(json_output, stem + ".json");
+  return out;
+}
+
+}  // namespace tessera::protocol

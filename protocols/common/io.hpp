@@ -1,0 +1,58 @@
+#pragma once
+/// File handling shared by the programs: reading inputs with checks that name
+/// the file, and writing outputs atomically and registering them in
+/// outputs.json.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/run_context.hpp"
+#include "tessera/grid.hpp"
+#include "tessera/particles.hpp"
+
+namespace tessera::protocol {
+
+/// A RELION STAR (.star) or a Scipion set (.sqlite), chosen by extension.
+ParticleSet load_particles(const std::filesystem::path& path);
+
+struct LoadedVolume {
+  RealGrid data;
+  double voxel_A = 0;
+};
+/// A cubic MRC volume with a positive voxel size (or `voxel_override_A`), no
+/// NaN or infinite values. InputError naming the file otherwise.
+LoadedVolume load_volume(const std::filesystem::path& path, std::optional<double> voxel_override_A = {});
+/// Throws InputError unless `v` has the box and voxel size of `ref` (voxel
+/// sizes equal to 0.1%): "<file>: box 64 at 3 A/px, expected 128 at 1.5 A/px (from <ref_name>)".
+void check_same_grid(const LoadedVolume& v, const std::filesystem::path& file, const LoadedVolume& ref,
+                     const std::string& ref_name);
+
+/// Writes a volume as MRC mode 2 at out/<file_name> and registers it.
+void save_volume(RunContext& ctx, const std::string& output_name, const std::string& file_name,
+                 const RealGrid& volume, double voxel_A, const Json& extra = Json::object());
+
+/// Writes the set as out/<stem>.star (paths relative to the output folder)
+/// and out/<stem>.sqlite (project root: the output folder), registering them
+/// as `star_output` and `sqlite_output` (either may be empty to skip it).
+void save_particles(RunContext& ctx, const ParticleSet& set, const std::string& stem,
+                    const std::string& star_output, const std::string& sqlite_output);
+
+/// One or more FSC curves over the same shells, written as a RELION-style STAR
+/// (data_fsc: rlnSpectralIndex, rlnResolution [1/A], rlnAngstromResolution and
+/// one column per curve) and as JSON ({"box", "voxel_A", "shells": [{"index",
+/// "resolution_A"}...], "curves": {name: [...]}, "resolution_A": {name@threshold: A}}).
+struct FscCurve {
+  std::string name;     ///< e.g. "gold_standard", "vs_reference"
+  std::string star_label;  ///< e.g. "rlnFourierShellCorrelation"
+  std::vector<double> values;
+  double threshold;     ///< 0.143 for half maps, 0.5 against a reference
+};
+/// Returns the resolution of each curve at its threshold (nullopt: beyond Nyquist).
+std::vector<std::optional<double>> save_fsc(RunContext& ctx, const std::string& star_output,
+                                            const std::string& json_output, const std::string& stem,
+                                            const std::vector<FscCurve>& curves, int box, double voxel_A);
+
+/// "6.2 A" or "beyond Nyquist (6.0 A)".
+std::string format_resolution(std::optional<double> resolution_A, double voxel_A);
+
+}  // namespace tessera::protocol

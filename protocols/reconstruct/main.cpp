@@ -1,0 +1,110 @@
+// tessera_reconstruct: a map and two half maps from particles with poses,
+// with symmetry, and their FSC (and the FSC against a reference, if given).
+#include <fmt/format.h>
+
+#include "common/cli.hpp"
+#include "common/io.hpp"
+#include "common/run_context.hpp"
+#include "tessera/error.hpp"
+#include "tessera/fsc.hpp"
+#include "tessera/reconstruct_set.hpp"
+#include "tessera/symmetry.hpp"
+
+namespace tp = tessera::protocol;
+using namespace tessera;
+
+namespace {
+
+tp::Schema make_schema() {
+  tp::Schema s;
+  s.name = "tessera_reconstruct";
+  s.version = "0.1.0";
+  s.label = "reconstruct";
+  s.description =
+      "Reconstructs a map and two independent half maps from particles with poses and CTFs (Fourier "
+      "back-projection, padding 2, trilinear interpolation, CTF^2 weights, Wiener regularization from the "
+      "half-map FSC), with point-group symmetry. Writes the maps and the gold-standard FSC; with a reference, "
+      "also the FSC against it.";
+  s.scipion_base_class = "ProtReconstruct3D";
+  s.add_input("particles", tp::InputKind::Particles, "Particles",
+              {.help = "Particles with poses and CTF (RELION STAR or Scipion sqlite).",
+               .pointer_condition = "hasAlignmentProj"});
+  s.add_input("reference", tp::InputKind::Volume, "Reference map",
+              {.help = "Optional: a map (e.g. the ground truth) to compute the FSC against.", .required = false});
+  s.add_string("symmetry", "Symmetry",
+               {.default_value = "C1", .help = "Point group in RELION's conventions: C<n>, D<n>, T, O, I, I1-I4."});
+  s.add_float("max_res_A", "Maximum resolution",
+              {.min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Highest resolution used; default: Nyquist."});
+  s.add_bool("ctf", "Correct CTF", {.default_value = true, .help = "Weight by the CTF (off: images without CTF)."});
+  s.add_bool("wiener", "Wiener filter",
+             {.default_value = true, .help = "Regularize with the signal power estimated from the half-map FSC."});
+  s.add_int("padding", "Padding", {.default_value = 2, .min = 1, .max = 4, .help = "Oversampling of Fourier space.",
+                                   .level = tp::Level::Advanced});
+  s.add_float("voxel_A", "Pixel size override",
+              {.min = 0.0, .min_exclusive = true, .unit = "A", .help = "Use this pixel size instead of the particles'.",
+               .level = tp::Level::Advanced});
+  s.add_output("volume", tp::OutputKind::Volume, "Map");
+  s.add_output("half_map_A", tp::OutputKind::HalfMap, "Half map A");
+  s.add_output("half_map_B", tp::OutputKind::HalfMap, "Half map B");
+  s.add_output("fsc_star", tp::OutputKind::FscStar, "FSC (STAR)");
+  s.add_output("fsc_json", tp::OutputKind::FscJson, "FSC (JSON)");
+  return s;
+}
+
+void print_fsc_table(tp::RunContext& ctx, const std::vector<tp::FscCurve>& curves, int box, double voxel_A) {
+  const std::vector<double> res = shell_resolution_A(box, voxel_A);
+  std::string header = fmt::format("{:>6} {:>9}", "shell", "res (A)");
+  for (const auto& c : curves) header += fmt::format(" {:>14}", c.name);
+  ctx.info(header);
+  for (std::size_t k = 1; k < res.size(); ++k) {
+    std::string line = fmt::format("{:>6} {:>9.2f}", k, res[k]);
+    for (const auto& c : curves) line += fmt::format(" {:>14.4f}", c.values[k]);
+    ctx.info(line);
+  }
+}
+
+void work(const tp::Values& v, tp::RunContext& ctx) {
+  ParticleSet set = tp::load_particles(v.input("particles"));
+  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", v.input("particles").string()));
+  if (auto px = v.get_optional<double>("voxel_A"))
+    for (auto& g : set.optics) g.pixel_A = *px;
+  const double voxel_A = set.optics_of(set.particles.front()).pixel_A;
+  const SymmetryGroup sym = SymmetryGroup::parse(v.get<std::string>("symmetry"));
+  std::optional<tp::LoadedVolume> reference;
+  if (auto ref = v.input_optional("reference")) reference = tp::load_volume(*ref);
+
+  ReconstructSetOptions o;
+  o.threads = ctx.options().threads;
+  o.symmetry = sym.matrices();
+  o.max_res_A = v.get_optional<double>("max_res_A");
+  o.padding = v.get<int>("padding");
+  o.apply_ctf = v.get<bool>("ctf");
+  o.wiener = v.get<bool>("wiener");
+  ctx.info(fmt::format("{} particles, {} A/px, symmetry {} (order {})", set.particles.size(), voxel_A, sym.name(),
+                       sym.order()));
+  const HalfSetReconstruction r =
+      reconstruct_particles(set, o, [&](long done, long total) { ctx.progress("back-project", done, total); });
+  const int box = r.full.nx();
+  if (reference) {
+    const tp::LoadedVolume mine{r.full, voxel_A};
+    tp::check_same_grid(*reference, v.input("reference"), mine, "the particles");
+  }
+
+  tp::save_volume(ctx, "volume", "map.mrc", r.full, voxel_A);
+  tp::save_volume(ctx, "half_map_A", "map_half_A.mrc", r.half_a, voxel_A, {{"particles", r.count_a}});
+  tp::save_volume(ctx, "half_map_B", "map_half_B.mrc", r.half_b, voxel_A, {{"particles", r.count_b}});
+  std::vector<tp::FscCurve> curves{{"gold_standard", "rlnFourierShellCorrelation", r.fsc, 0.143}};
+  if (reference) curves.push_back({"vs_reference", "rlnFourierShellCorrelationReference", fsc(r.full, reference->data), 0.5});
+  const auto res = tp::save_fsc(ctx, "fsc_star", "fsc_json", "fsc", curves, box, voxel_A);
+  print_fsc_table(ctx, curves, box, voxel_A);
+  ctx.event("resolution", {{"gold_standard_0143_A", res[0] ? tp::Json(*res[0]) : tp::Json(nullptr)}},
+            fmt::format("gold-standard FSC 0.143: {}", tp::format_resolution(res[0], voxel_A)));
+  if (reference)
+    ctx.event("resolution_vs_reference", {{"fsc_0_5_A", res[1] ? tp::Json(*res[1]) : tp::Json(nullptr)}},
+              fmt::format("FSC against the reference at 0.5: {}", tp::format_resolution(res[1], voxel_A)));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return tp::run_program(make_schema(), argc, argv, work); }

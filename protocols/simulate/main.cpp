@@ -1,0 +1,247 @@
+// tessera_simulate: particle images with known poses from one volume, or from
+// several module volumes that move rigidly against each other per particle.
+#include <algorithm>
+#include <fmt/format.h>
+#include <sstream>
+#include <thread>
+
+#include "common/cli.hpp"
+#include "common/io.hpp"
+#include "common/run_context.hpp"
+#include "tessera/error.hpp"
+#include "tessera/mask.hpp"
+#include "tessera/mrc.hpp"
+#include "tessera/particles_star.hpp"
+#include "tessera/simulate.hpp"
+
+namespace tp = tessera::protocol;
+using namespace tessera;
+
+namespace {
+
+tp::Schema make_schema() {
+  tp::Schema s;
+  s.name = "tessera_simulate";
+  s.version = "0.1.0";
+  s.label = "simulate particles";
+  s.description =
+      "Simulates particle images with known poses: projections of a volume (or of several module volumes that "
+      "move rigidly against each other per particle), CTF per micrograph, contrast scale per particle and "
+      "Gaussian noise at a given SNR. Writes the stack, a RELION STAR and a Scipion set with the true poses, the "
+      "per-module true poses, and the volumes and masks used. Without a volume, a synthetic protein-like "
+      "phantom is used. Deterministic for a seed.";
+  s.scipion_base_class = "ProtParticles";
+  s.add_input("volume", tp::InputKind::Volume, "Volume",
+              {.help = "Map to project (MRC). Leave empty for --module-volumes or the built-in phantom.",
+               .required = false});
+  s.add_string("module_volumes", "Module volumes",
+               {.help = "Comma-separated MRC files of the rigid modules (same box and voxel size); their sum is "
+                        "the full map. Overrides --volume.",
+                .section = "Input"});
+  s.add_int("phantom_box_px", "Phantom box", {.default_value = 64, .min = 16, .max = 512, .unit = "px",
+                                              .help = "Box of the built-in phantom (used without a volume).",
+                                              .section = "Input", .level = tp::Level::Advanced});
+  s.add_float("pixel_A", "Pixel size",
+              {.min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Pixel size; default: the volume's voxel size (3 A for the phantom).", .section = "Input"});
+  s.add_int("count", "Particles", {.default_value = 1000, .min = 1, .help = "Number of particles."});
+  s.add_input("poses", tp::InputKind::Particles, "Given poses",
+              {.help = "STAR or sqlite whose poses (and CTFs when present) are used in turn instead of random ones.",
+               .required = false, .section = "Orientations"});
+  s.add_float("origin_sigma_A", "Origin spread", {.default_value = 0.0, .min = 0.0, .unit = "A",
+                                                  .help = "Standard deviation of the random origins, per axis.",
+                                                  .section = "Orientations"});
+  s.add_bool("ctf", "Apply CTF", {.default_value = true, .section = "CTF"});
+  s.add_float("defocus_min_A", "Minimum defocus", {.default_value = 10000.0, .min = 0.0, .unit = "A",
+                                                   .section = "CTF", .condition = "ctf"});
+  s.add_float("defocus_max_A", "Maximum defocus", {.default_value = 25000.0, .min = 0.0, .unit = "A",
+                                                   .section = "CTF", .condition = "ctf"});
+  s.add_float("astigmatism_max_A", "Maximum astigmatism",
+              {.default_value = 0.0, .min = 0.0, .unit = "A", .help = "dU - dV, uniform in [0, max].",
+               .section = "CTF", .condition = "ctf"});
+  s.add_int("particles_per_micrograph", "Particles per micrograph",
+            {.default_value = 100, .min = 1, .help = "Particles sharing one defocus.", .section = "CTF"});
+  s.add_float("voltage_kV", "Voltage", {.default_value = 300.0, .min = 1.0, .unit = "kV", .section = "CTF"});
+  s.add_float("cs_mm", "Spherical aberration", {.default_value = 2.7, .min = 0.0, .unit = "mm", .section = "CTF"});
+  s.add_float("amplitude_contrast", "Amplitude contrast",
+              {.default_value = 0.1, .min = 0.0, .max = 1.0, .max_exclusive = true, .section = "CTF"});
+  s.add_bool("noise", "Add noise", {.default_value = true, .section = "Noise"});
+  s.add_float("snr", "SNR", {.default_value = 0.1, .min = 0.0, .min_exclusive = true,
+                             .help = "Signal variance / noise variance over the box.", .section = "Noise",
+                             .condition = "noise"});
+  s.add_float("scale_sigma", "Contrast spread",
+              {.default_value = 0.0, .min = 0.0, .max = 2.0,
+               .help = "Per-particle contrast scale 1 + sigma * N(0,1) (ice thickness, beam).", .section = "Noise"});
+  s.add_float("module_rotation_sigma_deg", "Module rotation spread",
+              {.default_value = 0.0, .min = 0.0, .max = 90.0, .unit = "deg",
+               .help = "Rotation of each module about its centre of mass, N(0, sigma) about a random axis.",
+               .section = "Modules"});
+  s.add_float("module_shift_sigma_px", "Module shift spread",
+              {.default_value = 0.0, .min = 0.0, .unit = "px",
+               .help = "3D shift of each module, N(0, sigma) per axis.", .section = "Modules"});
+  s.add_output("particles_star", tp::OutputKind::ParticlesStar, "Particles (STAR)");
+  s.add_output("particles_sqlite", tp::OutputKind::ParticlesSqlite, "Particles (Scipion)");
+  s.add_output("truth", tp::OutputKind::Volume, "Ground-truth map");
+  s.add_output("truth_mask", tp::OutputKind::Mask, "Mask of the map");
+  s.add_output("modules", tp::OutputKind::Table, "Modules", {.help = "Per-module volumes, masks and poses (JSON).",
+                                                             .optional = true});
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+struct Volumes {
+  std::vector<RealGrid> modules;
+  double voxel_A = 3.0;
+};
+
+Volumes load_inputs(const tp::Values& v) {
+  Volumes out;
+  const auto pixel = v.get_optional<double>("pixel_A");
+  const auto list = v.get_optional<std::string>("module_volumes");
+  if (list && !split_list(*list).empty()) {
+    std::optional<tp::LoadedVolume> first;
+    std::string first_name;
+    for (const auto& f : split_list(*list)) {
+      tp::LoadedVolume m = tp::load_volume(f, pixel);
+      if (first) tp::check_same_grid(m, f, *first, first_name);
+      else first = m, first_name = f;
+      out.voxel_A = m.voxel_A;
+      out.modules.push_back(std::move(m.data));
+    }
+  } else if (auto path = v.input_optional("volume")) {
+    tp::LoadedVolume m = tp::load_volume(*path, pixel);
+    out.voxel_A = m.voxel_A;
+    out.modules.push_back(std::move(m.data));
+  } else {
+    out.voxel_A = pixel.value_or(3.0);
+    out.modules.push_back(phantom_volume(v.get<int>("phantom_box_px"), out.voxel_A, v.run().seed));
+  }
+  return out;
+}
+
+SimulationOptions simulation_options(const tp::Values& v, double voxel_A) {
+  SimulationOptions o;
+  o.count = v.get<std::int64_t>("count");
+  o.pixel_A = voxel_A;
+  o.seed = static_cast<std::uint64_t>(v.run().seed);
+  o.apply_ctf = v.get<bool>("ctf");
+  if (o.apply_ctf) {
+    o.defocus_min_A = v.get<double>("defocus_min_A");
+    o.defocus_max_A = v.get<double>("defocus_max_A");
+    o.astigmatism_max_A = v.get<double>("astigmatism_max_A");
+    if (o.defocus_max_A < o.defocus_min_A)
+      throw InputError(fmt::format("--defocus-max-A ({}) is below --defocus-min-A ({})", o.defocus_max_A,
+                                   o.defocus_min_A));
+  }
+  o.particles_per_micrograph = v.get<std::int64_t>("particles_per_micrograph");
+  o.voltage_kV = v.get<double>("voltage_kV");
+  o.cs_mm = v.get<double>("cs_mm");
+  o.amplitude_contrast = v.get<double>("amplitude_contrast");
+  if (v.get<bool>("noise")) o.snr = v.get<double>("snr");
+  o.scale_sigma = v.get<double>("scale_sigma");
+  o.origin_sigma_A = v.get<double>("origin_sigma_A");
+  o.module_rotation_sigma_deg = v.get<double>("module_rotation_sigma_deg");
+  o.module_shift_sigma_px = v.get<double>("module_shift_sigma_px");
+  if (auto poses = v.input_optional("poses")) {
+    const ParticleSet given = tp::load_particles(*poses);
+    for (const auto& p : given.particles)
+      if (p.pose) o.given_poses.push_back(*p.pose);
+    if (o.given_poses.empty()) throw InputError(fmt::format("{}: no particle has a pose", poses->string()));
+  }
+  return o;
+}
+
+// Renders particles in chunks on all threads, appending to the stack in order.
+std::vector<SimulatedParticle> render_stack(const Simulator& sim, MrcStackWriter& stack, int threads,
+                                            tp::RunContext& ctx) {
+  const long count = sim.options().count;
+  const long chunk = std::max(1, threads) * 32L;
+  std::vector<SimulatedParticle> all;
+  all.reserve(static_cast<std::size_t>(count));
+  std::vector<RealGrid> images(static_cast<std::size_t>(chunk));
+  std::vector<SimulatedParticle> params(static_cast<std::size_t>(chunk));
+  for (long begin = 0; begin < count; begin += chunk) {
+    const long n = std::min(chunk, count - begin);
+    auto work = [&](int t) {
+      for (long i = t; i < n; i += threads) params[i] = sim.make(begin + i, images[i]);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    for (long i = 0; i < n; ++i) {
+      stack.append(images[i]);
+      all.push_back(std::move(params[i]));
+    }
+    ctx.progress("simulate", begin + n, count);
+  }
+  return all;
+}
+
+ParticleSet particle_set(const Simulator& sim, std::vector<Particle> particles) {
+  ParticleSet set;
+  set.optics.push_back(sim.optics());
+  set.particles = std::move(particles);
+  return set;
+}
+
+void work(const tp::Values& v, tp::RunContext& ctx) {
+  const Volumes vols = load_inputs(v);
+  const Simulator sim(vols.modules, simulation_options(v, vols.voxel_A));
+  const int box = sim.box();
+  ctx.info(fmt::format("{} particles, box {} at {} A/px, {} module(s), noise sigma {:.4g}", sim.options().count, box,
+                       vols.voxel_A, vols.modules.size(), sim.noise_sigma()));
+
+  MrcStackWriter stack(ctx.path("particles.mrcs"), box, box, vols.voxel_A);
+  std::vector<SimulatedParticle> sims = render_stack(sim, stack, ctx.options().threads, ctx);
+  stack.finish();
+
+  std::vector<Particle> particles;
+  for (std::size_t i = 0; i < sims.size(); ++i) {
+    Particle p = sims[i].particle;
+    p.image = ImageRef{static_cast<long>(i) + 1, "particles.mrcs"};
+    particles.push_back(std::move(p));
+  }
+  ParticleSet set = particle_set(sim, particles);
+  set.base_dir = ctx.out_dir();
+  tp::save_particles(ctx, set, "particles", "particles_star", "particles_sqlite");
+
+  RealGrid truth(box, box, box);
+  for (const auto& m : vols.modules)
+    for (std::size_t i = 0; i < truth.size(); ++i) truth[i] += m[i];
+  const float peak = *std::max_element(truth.values().begin(), truth.values().end());
+  tp::save_volume(ctx, "truth", "truth.mrc", truth, vols.voxel_A);
+  tp::save_volume(ctx, "truth_mask", "truth_mask.mrc", threshold_mask(truth, 0.05 * peak, 2, 4), vols.voxel_A);
+
+  if (vols.modules.size() > 1) {
+    tp::Json modules = tp::Json::array();
+    for (std::size_t j = 0; j < vols.modules.size(); ++j) {
+      const std::string stem = fmt::format("module_{}", j + 1);
+      write_mrc(ctx.path(stem + ".mrc"), vols.modules[j], vols.voxel_A);
+      const float mpeak = *std::max_element(vols.modules[j].values().begin(), vols.modules[j].values().end());
+      write_mrc(ctx.path(stem + "_mask.mrc"), threshold_mask(vols.modules[j], 0.05 * mpeak, 2, 4), vols.voxel_A);
+      ParticleSet mset = set;
+      for (std::size_t i = 0; i < sims.size(); ++i) mset.particles[i].pose = sims[i].module_poses[j];
+      write_particles_star(ctx.path(stem + "_poses.star"), mset, std::filesystem::absolute(ctx.out_dir()));
+      const Vec3 c = sim.module_centres_px()[j];
+      modules.push_back({{"volume", stem + ".mrc"}, {"mask", stem + "_mask.mrc"}, {"poses", stem + "_poses.star"},
+                         {"centre_px", {c[0], c[1], c[2]}}});
+    }
+    tp::atomic_write_text(ctx.path("modules.json"), modules.dump(2) + "\n");
+    ctx.add_output("modules", "modules.json", {{"count", vols.modules.size()}});
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return tp::run_program(make_schema(), argc, argv, work); }
