@@ -4,10 +4,13 @@
 #include <stdexcept>
 
 #include "tessera/fft.hpp"
+#include "tessera/mask.hpp"
 #include "tessera/projector.hpp"
 
 namespace tessera {
 namespace {
+
+constexpr double kBlobRadius = 1.9, kBlobAlpha = 15.0;
 
 // The x = 0 plane of a half-complex grid holds both (0, y, z) and its
 // Hermitian partner (0, -y, -z); insertions reach them separately, so pool them.
@@ -31,38 +34,103 @@ void pool_hermitian_plane(ComplexGrid& data, RealGrid& weight) {
   }
 }
 
+double kaiser_bessel(double r) {
+  if (r >= kBlobRadius) return 0.0;
+  const double u = r / kBlobRadius;
+  return std::cyl_bessel_i(0.0, kBlobAlpha * std::sqrt(1.0 - u * u)) / std::cyl_bessel_i(0.0, kBlobAlpha);
+}
+
+// Visits every voxel of a padded half-complex grid with its radius in
+// un-padded Fourier pixels.
+template <class F>
+void for_each_voxel(int pbox, int pad, F&& f) {
+  for (int z = 0; z < pbox; ++z) {
+    const int kz = fourier_index(z, pbox);
+    for (int y = 0; y < pbox; ++y) {
+      const int ky = fourier_index(y, pbox);
+      for (int x = 0; x < pbox / 2 + 1; ++x)
+        f(x, y, z, std::sqrt(double(x) * x + double(ky) * ky + double(kz) * kz) / pad);
+    }
+  }
+}
+
+// Real-space multiplier that convolves a half-complex grid with the blob:
+// c conv K = N * fft(ifft(c) * ifft(K)) with the normalizations of fft.hpp.
+RealGrid blob_convolution_kernel(int pbox) {
+  ComplexGrid k(pbox / 2 + 1, pbox, pbox);
+  const int reach = static_cast<int>(std::ceil(kBlobRadius));
+  double sum = 0;  // over the full stencil, so that the blob has unit mass
+  for (int z = -reach; z <= reach; ++z)
+    for (int y = -reach; y <= reach; ++y)
+      for (int x = -reach; x <= reach; ++x) sum += kaiser_bessel(std::sqrt(double(x) * x + double(y) * y + double(z) * z));
+  for (int z = -reach; z <= reach; ++z)
+    for (int y = -reach; y <= reach; ++y)
+      for (int x = 0; x <= reach; ++x)
+        k(x, fourier_storage(y, pbox), fourier_storage(z, pbox)) =
+            static_cast<float>(kaiser_bessel(std::sqrt(double(x) * x + double(y) * y + double(z) * z)) / sum);
+  RealGrid real = ifft_3d(k, pbox);
+  const float n = static_cast<float>(double(pbox) * pbox * pbox);
+  for (float& v : real.values()) v *= n;
+  return real;
+}
+
+// Pipe-Menon density compensation weights for the sampling density w.
+RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax, int iterations) {
+  const RealGrid kernel = blob_convolution_kernel(pbox);
+  const RealFft plan = RealFft::plan_3d(pbox, pbox, pbox);
+  RealGrid v(w.nx(), w.ny(), w.nz(), 0.0f);
+  for_each_voxel(pbox, pad, [&](int x, int y, int z, double r) {
+    // Voxels without samples hold no data: leaving them out keeps v bounded.
+    if (r <= rmax && w(x, y, z) > 0) v(x, y, z) = 1.0f;
+  });
+  ComplexGrid c(w.nx(), w.ny(), w.nz());
+  RealGrid real;
+  double total = 0, count = 0;
+  for (std::size_t i = 0; i < w.size(); ++i)
+    if (v[i] != 0.0f) total += w[i], count += 1;
+  const float mean_density = count > 0 ? static_cast<float>(total / count) : 1.0f;
+  for (int it = 0; it < iterations; ++it) {
+    for (std::size_t i = 0; i < c.size(); ++i) c[i] = cfloat(v[i] * w[i], 0.0f);
+    plan.inverse(c, real);
+    for (std::size_t i = 0; i < real.size(); ++i) real[i] *= kernel[i];
+    plan.forward(real, c);
+    // Where no sample lies within the blob the density is ~0: leave those
+    // voxels out (their data is 0) rather than let v grow without bound.
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == 0.0f) continue;
+      const float density = std::abs(c[i]);
+      v[i] = density > 1e-6f * mean_density ? v[i] / density : 0.0f;
+    }
+  }
+  return v;
+}
+
 }  // namespace
 
 RealGrid BackProjector::reconstruct(const ReconstructOptions& options) const {
   ComplexGrid f = data_;
   RealGrid w = weight_;
   pool_hermitian_plane(f, w);
-  const std::vector<double> mean_w = options.tau2 ? std::vector<double>{} : shell_means(w, box_, pad_);
   const int nshell = box_ / 2 + 1;
   if (options.tau2 && static_cast<int>(options.tau2->size()) < nshell)
     throw std::invalid_argument("reconstruct: tau2 needs one value per Fourier shell");
-  for (int z = 0; z < pbox_; ++z) {
-    const int kz = fourier_index(z, pbox_);
-    for (int y = 0; y < pbox_; ++y) {
-      const int ky = fourier_index(y, pbox_);
-      for (int x = 0; x < pbox_ / 2 + 1; ++x) {
-        const double r = std::sqrt(double(x) * x + double(ky) * ky + double(kz) * kz) / pad_;
-        const std::size_t i = f.index(x, y, z);
-        if (r > rmax_) {
-          f[i] = 0;
-          continue;
-        }
-        const int shell = std::min(nshell - 1, static_cast<int>(std::lround(r)));
-        double denom;
-        if (options.tau2) {
-          const double t = (*options.tau2)[shell];
-          denom = w[i] + (t > 0 ? 1.0 / t : 0.0);
-        } else {
-          denom = std::max<double>(w[i], options.weight_floor * mean_w[shell]);
-        }
-        f[i] = denom > 0 ? f[i] / static_cast<float>(denom) : cfloat(0, 0);
-      }
-    }
+  auto shell_of = [&](double r) { return std::min(nshell - 1, static_cast<int>(std::lround(r))); };
+  if (options.tau2) {
+    for_each_voxel(pbox_, pad_, [&](int x, int y, int z, double r) {
+      const double t = (*options.tau2)[shell_of(r)];
+      if (r <= rmax_ && t > 0) w(x, y, z) += static_cast<float>(1.0 / t);
+    });
+  }
+  if (options.gridding_iterations > 0) {
+    const RealGrid v = density_compensation(w, pbox_, pad_, rmax_, options.gridding_iterations);
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] *= v[i];
+  } else {
+    const std::vector<double> mean_w = shell_means(w, box_, pad_);
+    for_each_voxel(pbox_, pad_, [&](int x, int y, int z, double r) {
+      const std::size_t i = f.index(x, y, z);
+      const double denom = std::max<double>(w[i], options.weight_floor * mean_w[shell_of(r)]);
+      f[i] = r <= rmax_ && denom > 0 ? f[i] / static_cast<float>(denom) : cfloat(0, 0);
+    });
   }
   RealGrid padded = ifft_3d(f, pbox_);
   corner_to_centre(padded, true);
@@ -71,13 +139,17 @@ RealGrid BackProjector::reconstruct(const ReconstructOptions& options) const {
   for (int z = 0; z < box_; ++z)
     for (int y = 0; y < box_; ++y)
       for (int x = 0; x < box_; ++x) {
-        float v = padded(x + off, y + off, z + off);
+        float val = padded(x + off, y + off, z + off);
         if (options.gridding_correction) {
           const double r = std::sqrt(double(x - c) * (x - c) + double(y - c) * (y - c) + double(z - c) * (z - c));
-          v = static_cast<float>(v / std::max(trilinear_gridding_kernel(r, box_, pad_), 1e-2));
+          val = static_cast<float>(val / std::max(trilinear_gridding_kernel(r, box_, pad_), 1e-2));
         }
-        out(x, y, z) = v;
+        out(x, y, z) = val;
       }
+  if (options.mask_corners) {
+    const RealGrid mask = soft_sphere_mask(box_, box_ / 2.0, 3.0);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] *= mask[i];
+  }
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "tessera/scipion_set.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -8,7 +9,6 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <fmt/format.h>
 #include <functional>
 #include <map>
 #include <memory>
@@ -160,6 +160,14 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
+/// A value from the file, shortened and on one line, for a message.
+std::string shown(const std::string& s) {
+  std::string out = s.substr(0, 80);
+  std::replace_if(
+      out.begin(), out.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
+  return out.size() < s.size() ? out + "..." : out;
+}
+
 std::optional<double> parse_double(const std::string& text) {
   const std::string s = trim(text);
   const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
@@ -215,13 +223,13 @@ const MappedLabel* mapped_by_relion(const std::string& relion) {
 
 /// Attributes read into Particle fields (not extras).
 constexpr std::array<const char*, 14> kFieldLabels{
-    "_index",          "_filename",          "_ctfModel._defocusU",  "_ctfModel._defocusV",
-    "_ctfModel._defocusAngle", "_ctfModel._phaseShift", "_transform._matrix", "_rlnRandomSubset",
-    "_rlnCtfBfactor",  "_rlnCtfScalefactor", "_rlnOpticsGroup",      "_rlnPhaseShift",
-    "_coordinate._micName", "_rlnMicrographName"};
+    "_index", "_filename", "_ctfModel._defocusU", "_ctfModel._defocusV", "_ctfModel._defocusAngle",
+    "_ctfModel._phaseShift", "_transform._matrix", "_rlnRandomSubset", "_rlnCtfBfactor", "_rlnCtfScalefactor",
+    "_rlnOpticsGroup", "_rlnPhaseShift", "_coordinate._micName", "_rlnMicrographName",
+};
 
-constexpr double kMagnification = 50000.0;  // pwem ProtImportParticles' default; Tessera does not keep it
-constexpr int kStreamClosed = 2;             // pyworkflow Set.STREAM_CLOSED
+constexpr double kMagnification = 50000.0;               // pwem ProtImportParticles' default; Tessera does not keep it
+constexpr int kStreamClosed = 2;                         // pyworkflow Set.STREAM_CLOSED
 constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
 
 // ------------------------------------------------------------ reading
@@ -249,7 +257,7 @@ std::optional<double> prop_number(const Properties& props, const std::string& ke
   const auto text = prop(props, key);
   if (!text) return std::nullopt;
   const auto v = parse_double(*text);
-  if (!v) throw InputError(fmt::format("{}: property {} is not a number: '{}'", file, key, *text));
+  if (!v) throw InputError(fmt::format("{}: property {} is not a number: '{}'", file, key, shown(*text)));
   return v;
 }
 
@@ -297,8 +305,8 @@ Plan make_plan(Database& db) {
       continue;
     }
     if (!objects_cols.count(r.column))
-      throw InputError(fmt::format("{}: Classes maps {} to column '{}', which Objects does not have", file, r.label,
-                                   r.column));
+      throw InputError(
+          fmt::format("{}: Classes maps {} to column '{}', which Objects does not have", file, r.label, r.column));
     plan.col[r.label] = static_cast<int>(plan.rows.size()) + 1;  // column 0 is Objects.id
     plan.rows.push_back(std::move(r));
   }
@@ -343,13 +351,14 @@ class RowReader {
     if (const auto* d = std::get_if<double>(&v)) return *d;
     if (std::holds_alternative<std::monostate>(v)) return std::nullopt;
     const auto parsed = parse_double(std::get<std::string>(v));
-    if (!parsed) fail(fmt::format("{} is not a number: '{}'", label, std::get<std::string>(v)));
+    if (!parsed) fail(fmt::format("{} is not a number: '{}'", label, shown(std::get<std::string>(v))));
     return parsed;
   }
   /// An integral value (|v| < 2^53), or nullopt for NULL / an absent column.
   std::optional<long long> integer(int col, const std::string& label) const {
     const auto v = number(col, label);
-    if (v && (*v != std::floor(*v) || std::abs(*v) > kMaxExactInteger)) fail(fmt::format("{} {} is not an integer", label, *v));
+    if (v && (*v != std::floor(*v) || std::abs(*v) > kMaxExactInteger))
+      fail(fmt::format("{} {} is not an integer", label, *v));
     return v ? std::optional<long long>(static_cast<long long>(*v)) : std::nullopt;
   }
   double required(int col, const std::string& label) const {
@@ -379,9 +388,9 @@ Mat4 parse_matrix(const std::string& text, const RowReader& row) {
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception&) {
-    row.fail(fmt::format("_transform._matrix is not JSON: '{}'", text.substr(0, 80)));
+    row.fail(fmt::format("_transform._matrix is not JSON: '{}'", shown(text)));
   }
-  const auto bad = [&](const char* why) { row.fail(fmt::format("_transform._matrix {}: '{}'", why, text.substr(0, 80))); };
+  const auto bad = [&](const char* why) { row.fail(fmt::format("_transform._matrix {}: '{}'", why, shown(text))); };
   if (!j.is_array() || j.size() != 4) bad("is not a 4x4 list of rows");
   for (std::size_t i = 0; i < 4; ++i) {
     if (!j[i].is_array() || j[i].size() != 4) bad("is not a 4x4 list of rows");
@@ -437,8 +446,9 @@ Optics read_optics(const Properties& props, const std::string& file, double pixe
   const StarFile star = parse_star(*text, source);
   const StarTable* t = star.find("optics");
   if (t == nullptr || t->rows.empty()) throw InputError(source + ": no data_optics table with rows");
-  const std::set<std::string> known{"rlnOpticsGroup", "rlnOpticsGroupName", "rlnVoltage", "rlnSphericalAberration",
-                                    "rlnAmplitudeContrast", "rlnImagePixelSize", "rlnImageSize"};
+  const std::set<std::string> known{
+      "rlnOpticsGroup",       "rlnOpticsGroupName", "rlnVoltage",  "rlnSphericalAberration",
+      "rlnAmplitudeContrast", "rlnImagePixelSize",  "rlnImageSize"};
   std::vector<std::size_t> extra_cols;
   for (std::size_t c = 0; c < t->labels.size(); ++c)
     if (!known.count(t->labels[c])) {
@@ -501,9 +511,10 @@ fs::path find_project_root(const fs::path& sqlite, const Properties& props, cons
   for (fs::path dir = abs.parent_path(); !dir.empty() && dir != dir.parent_path(); dir = dir.parent_path())
     if (dir.filename() == "Runs") return dir.parent_path();
   if (!stack || fs::path(*stack).is_absolute()) return abs.parent_path();
-  throw InputError(fmt::format("{}: cannot find the Scipion project folder: _mapperPath '{}' is not the end of this "
-                               "file's path, no folder above it holds '{}', and it is not under a Runs folder",
-                               sqlite.string(), mapper, *stack));
+  throw InputError(
+      fmt::format("{}: cannot find the Scipion project folder: _mapperPath '{}' is not the end of this "
+                  "file's path, no folder above it holds '{}', and it is not under a Runs folder",
+                  sqlite.string(), mapper, *stack));
 }
 
 Particle read_particle(const RowReader& row, const Plan& plan, const ScipionSetInfo& info,
@@ -533,8 +544,8 @@ Particle read_particle(const RowReader& row, const Plan& plan, const ScipionSetI
   if (std::none_of(optics.begin(), optics.end(), [&](const OpticsGroup& g) { return g.number == group; }))
     row.fail(fmt::format("_rlnOpticsGroup {} is not an optics group of opticsGroupInfo", group));
   p.optics_group = static_cast<int>(group);
-  p.micrograph = row.text(plan.column("_coordinate._micName"))
-                     .value_or(row.text(plan.column("_rlnMicrographName")).value_or(""));
+  p.micrograph =
+      row.text(plan.column("_coordinate._micName")).value_or(row.text(plan.column("_rlnMicrographName")).value_or(""));
   if (info.alignment == "Projection")
     if (const auto m = row.text(plan.column("_transform._matrix")))
       p.pose = scipion_matrix_to_pose(parse_matrix(*m, row), info.pixel_A);
@@ -550,7 +561,7 @@ void check_required_labels(const Plan& plan, const ScipionSetInfo& info, const s
   for (const auto& label : required)
     if (plan.column(label) < 0)
       throw InputError(fmt::format("{}: no {} attribute in Classes{}", file, label,
-                                   label.rfind("_ctf", 0) == 0           ? " although _hasCtf is True"
+                                   label.rfind("_ctf", 0) == 0         ? " although _hasCtf is True"
                                    : label.rfind("_transform", 0) == 0 ? " although _alignment is Projection"
                                                                        : ""));
 }
@@ -589,7 +600,8 @@ ParticleSet read_scipion_particles(const fs::path& sqlite, ScipionSetInfo* info_
   ScipionSetInfo info;
   info.alignment = prop(props, "_alignment").value_or("None");
   if (info.alignment != "None" && info.alignment != "2D" && info.alignment != "3D" && info.alignment != "Projection")
-    throw InputError(fmt::format("{}: unknown _alignment '{}' (None, 2D, 3D or Projection)", file, info.alignment));
+    throw InputError(
+        fmt::format("{}: unknown _alignment '{}' (None, 2D, 3D or Projection)", file, shown(info.alignment)));
   info.has_ctf = prop_bool(props, "_hasCtf");
   info.phase_flipped = prop_bool(props, "_isPhaseFlipped");
   info.amplitude_corrected = prop_bool(props, "_isAmplitudeCorrected");
@@ -619,7 +631,8 @@ ParticleSet read_scipion_particles(const fs::path& sqlite, ScipionSetInfo* info_
 
   int image_size = 0;
   if (const auto dim = prop(props, "_firstDim"))
-    image_size = static_cast<int>(std::clamp(parse_integer(dim->substr(0, dim->find(','))).value_or(0), 0LL, 1LL << 30));
+    image_size =
+        static_cast<int>(std::clamp(parse_integer(dim->substr(0, dim->find(','))).value_or(0), 0LL, 1LL << 30));
   Optics optics = read_optics(props, file, info.pixel_A, image_size);
 
   ParticleSet set;
@@ -682,7 +695,9 @@ struct WriteContext {
   bool has_ctf = false, has_poses = false, has_coords = false;
 
   int extra(const std::string& label) const { return set.particle_extra_index(label); }
-  const std::string& extra_text(std::size_t i, int k) const { return set.particles[i].extra[static_cast<std::size_t>(k)]; }
+  const std::string& extra_text(std::size_t i, int k) const {
+    return set.particles[i].extra[static_cast<std::size_t>(k)];
+  }
   /// The extra value converted to the column's class (NULL when empty or absent).
   Value extra_value(std::size_t i, int k, const std::string& cls) const {
     if (k < 0 || extra_text(i, k).empty()) return std::monostate{};
@@ -703,18 +718,18 @@ struct WriteContext {
 std::string optics_star_text(const ParticleSet& set) {
   StarTable t;
   t.name = "optics";
-  t.labels = {"rlnOpticsGroup", "rlnOpticsGroupName", "rlnAmplitudeContrast", "rlnSphericalAberration",
-              "rlnVoltage", "rlnImagePixelSize"};
+  t.labels = {"rlnOpticsGroup",         "rlnOpticsGroupName", "rlnAmplitudeContrast",
+              "rlnSphericalAberration", "rlnVoltage",         "rlnImagePixelSize"};
   const bool sizes = std::all_of(set.optics.begin(), set.optics.end(), [](const auto& g) { return g.image_size > 0; });
   if (sizes) t.labels.push_back("rlnImageSize");
   t.labels.insert(t.labels.end(), set.optics_extra_labels.begin(), set.optics_extra_labels.end());
   const bool dimensionality = std::find(t.labels.begin(), t.labels.end(), "rlnImageDimensionality") == t.labels.end();
   if (dimensionality) t.labels.push_back("rlnImageDimensionality");
   for (const auto& g : set.optics) {
-    std::vector<std::string> row{std::to_string(g.number),
-                                 g.name.empty() ? fmt::format("opticsGroup{}", g.number) : g.name,
-                                 py_float(g.amplitude_contrast), py_float(g.cs_mm), py_float(g.voltage_kV),
-                                 py_float(g.pixel_A)};
+    std::vector<std::string> row{
+        std::to_string(g.number),       g.name.empty() ? fmt::format("opticsGroup{}", g.number) : g.name,
+        py_float(g.amplitude_contrast), py_float(g.cs_mm),
+        py_float(g.voltage_kV),         py_float(g.pixel_A)};
     if (sizes) row.push_back(std::to_string(g.image_size));
     if (g.extra.size() != set.optics_extra_labels.size())
       throw std::invalid_argument(fmt::format("optics group {} has {} extra values for {} extra labels", g.number,
@@ -740,7 +755,8 @@ WriteContext make_context(const fs::path& sqlite, const ParticleSet& set, const 
   if (labels.size() != set.particle_extra_labels.size())
     throw std::invalid_argument(c.file + ": duplicate particle extra labels");
   for (const auto& label : labels)
-    if (label.empty() || !std::all_of(label.begin(), label.end(), [](unsigned char ch) { return std::isalnum(ch) || ch == '_'; }))
+    if (label.empty() ||
+        !std::all_of(label.begin(), label.end(), [](unsigned char ch) { return std::isalnum(ch) || ch == '_'; }))
       throw InputError(fmt::format("{}: extra column '{}' is not a valid Scipion attribute name", c.file, label));
   const int id_col = c.extra("rlnImageId");
   std::set<long long> distinct;
@@ -752,13 +768,13 @@ WriteContext make_context(const fs::path& sqlite, const ParticleSet& set, const 
     const auto g = std::find_if(set.optics.begin(), set.optics.end(),
                                 [&](const OpticsGroup& o) { return o.number == p.optics_group; });
     if (g == set.optics.end())
-      throw InputError(fmt::format("{}: particle {} is in optics group {}, which is not defined", c.file, i + 1,
-                                   p.optics_group));
+      throw InputError(
+          fmt::format("{}: particle {} is in optics group {}, which is not defined", c.file, i + 1, p.optics_group));
     c.groups.push_back(&*g);
     const fs::path stack = set.stack_path(p);
     c.paths.push_back(inside(stack, c.root).value_or(absolute_normal(stack)).string());
-    const auto id = id_col < 0 ? std::optional<long long>(static_cast<long long>(i) + 1)
-                               : parse_integer(c.extra_text(i, id_col));
+    const auto id =
+        id_col < 0 ? std::optional<long long>(static_cast<long long>(i) + 1) : parse_integer(c.extra_text(i, id_col));
     if (!id || *id < 1 || !distinct.insert(*id).second)
       throw InputError(fmt::format("{}: particle {}: rlnImageId '{}' is not a new positive integer", c.file, i + 1,
                                    c.extra_text(i, id_col)));
@@ -766,7 +782,8 @@ WriteContext make_context(const fs::path& sqlite, const ParticleSet& set, const 
     if (p.pose) {
       const auto& a = *p.pose;
       for (const double v : {a.angles.rot, a.angles.tilt, a.angles.psi, a.origin_x_A, a.origin_y_A, a.origin_z_A})
-        if (!std::isfinite(v)) throw InputError(fmt::format("{}: particle {} has a pose that is not finite", c.file, i + 1));
+        if (!std::isfinite(v))
+          throw InputError(fmt::format("{}: particle {} has a pose that is not finite", c.file, i + 1));
     }
     c.has_ctf = c.has_ctf || p.defocus_u_A != 0 || p.defocus_v_A != 0;
   }
@@ -778,7 +795,8 @@ WriteContext make_context(const fs::path& sqlite, const ParticleSet& set, const 
 
 std::string matrix_json(const Mat4& m) {
   std::vector<std::string> rows;
-  for (const auto& r : m) rows.push_back(fmt::format("[{}, {}, {}, {}]", py_float(r[0]), py_float(r[1]), py_float(r[2]), py_float(r[3])));
+  for (const auto& r : m)
+    rows.push_back(fmt::format("[{}, {}, {}, {}]", py_float(r[0]), py_float(r[1]), py_float(r[2]), py_float(r[3])));
   return fmt::format("[{}]", fmt::join(rows, ", "));
 }
 
@@ -788,14 +806,16 @@ void add_ctf_and_acquisition(std::vector<Column>& cols, const WriteContext& c) {
     cols.push_back({"_ctfModel", "CTFModel", [](std::size_t) { return Value{}; }});
     cols.push_back({"_ctfModel._defocusU", "Float", [&ps](std::size_t i) { return Value{ps[i].defocus_u_A}; }});
     cols.push_back({"_ctfModel._defocusV", "Float", [&ps](std::size_t i) { return Value{ps[i].defocus_v_A}; }});
-    cols.push_back({"_ctfModel._defocusAngle", "Float", [&ps](std::size_t i) { return Value{ps[i].defocus_angle_deg}; }});
+    cols.push_back(
+        {"_ctfModel._defocusAngle", "Float", [&ps](std::size_t i) { return Value{ps[i].defocus_angle_deg}; }});
     cols.push_back({"_ctfModel._defocusRatio", "Float", [&ps](std::size_t i) {
                       const auto& p = ps[i];  // pwem CTFModel.standardize()
                       return Value{p.defocus_v_A > 0.1 ? p.defocus_u_A / p.defocus_v_A : -1.0};
                     }});
     cols.push_back({"_ctfModel._phaseShift", "Float", [&ps](std::size_t i) { return Value{ps[i].phase_shift_deg}; }});
     for (const char* label : {"_ctfModel._psdFile", "_ctfModel._resolution", "_ctfModel._fitQuality"}) {
-      const auto* m = std::find_if(kMapped.begin(), kMapped.end(), [&](const auto& x) { return x.scipion == std::string(label); });
+      const auto* m =
+          std::find_if(kMapped.begin(), kMapped.end(), [&](const auto& x) { return x.scipion == std::string(label); });
       const int k = c.extra(m->relion);
       const std::string cls = m->cls;
       cols.push_back({label, cls, [&c, k, cls](std::size_t i) { return c.extra_value(i, k, cls); }});
@@ -806,7 +826,8 @@ void add_ctf_and_acquisition(std::vector<Column>& cols, const WriteContext& c) {
   cols.push_back({"_acquisition._magnification", "Float", [](std::size_t) { return Value{kMagnification}; }});
   cols.push_back({"_acquisition._voltage", "Float", [&g](std::size_t i) { return Value{g[i]->voltage_kV}; }});
   cols.push_back({"_acquisition._sphericalAberration", "Float", [&g](std::size_t i) { return Value{g[i]->cs_mm}; }});
-  cols.push_back({"_acquisition._amplitudeContrast", "Float", [&g](std::size_t i) { return Value{g[i]->amplitude_contrast}; }});
+  cols.push_back(
+      {"_acquisition._amplitudeContrast", "Float", [&g](std::size_t i) { return Value{g[i]->amplitude_contrast}; }});
   cols.push_back({"_acquisition._doseInitial", "Float", [](std::size_t) { return Value{0.0}; }});
   cols.push_back({"_acquisition._dosePerFrame", "Float", [](std::size_t) { return Value{}; }});
   cols.push_back({"_acquisition.opticsGroupInfo", "String", [&c](std::size_t) { return Value{c.optics_star}; }});
@@ -815,7 +836,8 @@ void add_ctf_and_acquisition(std::vector<Column>& cols, const WriteContext& c) {
 std::vector<Column> make_columns(const WriteContext& c) {
   const auto& ps = c.set.particles;
   std::vector<Column> cols;
-  cols.push_back({"_index", "Integer", [&ps](std::size_t i) { return Value{static_cast<long long>(ps[i].image.index)}; }});
+  cols.push_back(
+      {"_index", "Integer", [&ps](std::size_t i) { return Value{static_cast<long long>(ps[i].image.index)}; }});
   cols.push_back({"_filename", "String", [&c](std::size_t i) { return Value{c.paths[i]}; }});
   cols.push_back({"_samplingRate", "Float", [&c](std::size_t) { return Value{c.pixel_A}; }});
   add_ctf_and_acquisition(cols, c);
@@ -831,7 +853,8 @@ std::vector<Column> make_columns(const WriteContext& c) {
     cols.push_back({"_coordinate", "Coordinate", [](std::size_t) { return Value{}; }});
     cols.push_back({"_coordinate._x", "Integer", [&c, x](std::size_t i) { return c.extra_value(i, x, "Integer"); }});
     cols.push_back({"_coordinate._y", "Integer", [&c, y](std::size_t i) { return c.extra_value(i, y, "Integer"); }});
-    cols.push_back({"_coordinate._micId", "Integer", [&c, mic](std::size_t i) { return c.extra_value(i, mic, "Integer"); }});
+    cols.push_back(
+        {"_coordinate._micId", "Integer", [&c, mic](std::size_t i) { return c.extra_value(i, mic, "Integer"); }});
     cols.push_back({"_coordinate._micName", "String", [&ps](std::size_t i) { return Value{ps[i].micrograph}; }});
   }
   const int cls = c.extra("rlnClassNumber");
@@ -839,7 +862,8 @@ std::vector<Column> make_columns(const WriteContext& c) {
   cols.push_back({"_classId", "Integer", [&c, cls](std::size_t i) { return c.extra_value(i, cls, "Integer"); }});
   const auto any = [&ps](auto pred) { return std::any_of(ps.begin(), ps.end(), pred); };
   if (any([](const Particle& p) { return p.optics_group != 1; }))
-    cols.push_back({"_rlnOpticsGroup", "Integer", [&ps](std::size_t i) { return Value{static_cast<long long>(ps[i].optics_group)}; }});
+    cols.push_back({"_rlnOpticsGroup", "Integer",
+                    [&ps](std::size_t i) { return Value{static_cast<long long>(ps[i].optics_group)}; }});
   if (!c.has_coords && any([](const Particle& p) { return !p.micrograph.empty(); }))
     cols.push_back({"_rlnMicrographName", "String", [&ps](std::size_t i) { return Value{ps[i].micrograph}; }});
   if (any([](const Particle& p) { return p.ctf_bfactor != 0; }))
@@ -847,7 +871,8 @@ std::vector<Column> make_columns(const WriteContext& c) {
   if (any([](const Particle& p) { return p.scale != 1; }))
     cols.push_back({"_rlnCtfScalefactor", "Float", [&ps](std::size_t i) { return Value{ps[i].scale}; }});
   if (any([](const Particle& p) { return p.half_set != 0; }))
-    cols.push_back({"_rlnRandomSubset", "Integer", [&ps](std::size_t i) { return Value{static_cast<long long>(ps[i].half_set)}; }});
+    cols.push_back({"_rlnRandomSubset", "Integer",
+                    [&ps](std::size_t i) { return Value{static_cast<long long>(ps[i].half_set)}; }});
   return cols;
 }
 
@@ -883,10 +908,12 @@ void write_tables(Database& db, const WriteContext& c, const std::vector<Column>
   db.exec("BEGIN");
   // The schema exactly as pyworkflow's SqliteFlatDb.createTables declares it.
   db.exec("CREATE TABLE Properties (key TEXT UNIQUE, value TEXT DEFAULT NULL)");
-  db.exec("CREATE TABLE Classes (id INTEGER PRIMARY KEY AUTOINCREMENT, label_property TEXT UNIQUE, "
-          "column_name TEXT UNIQUE, class_name TEXT DEFAULT NULL)");
-  std::string create = "CREATE TABLE Objects (id INTEGER PRIMARY KEY, enabled INTEGER DEFAULT 1, "
-                       "label TEXT DEFAULT NULL, comment TEXT DEFAULT NULL, creation DATE";
+  db.exec(
+      "CREATE TABLE Classes (id INTEGER PRIMARY KEY AUTOINCREMENT, label_property TEXT UNIQUE, "
+      "column_name TEXT UNIQUE, class_name TEXT DEFAULT NULL)");
+  std::string create =
+      "CREATE TABLE Objects (id INTEGER PRIMARY KEY, enabled INTEGER DEFAULT 1, "
+      "label TEXT DEFAULT NULL, comment TEXT DEFAULT NULL, creation DATE";
   std::string insert = "INSERT INTO Objects (id, enabled, label, comment, creation";
   Statement classes = db.prepare("INSERT INTO Classes (label_property, column_name, class_name) VALUES (?, ?, ?)");
   const auto add_class = [&](const std::string& label, const std::string& column, const std::string& cls) {
@@ -899,7 +926,8 @@ void write_tables(Database& db, const WriteContext& c, const std::vector<Column>
   add_class("self", "c00", "Particle");
   std::map<std::string, std::string> column_of;
   for (std::size_t k = 0; k < cols.size(); ++k) {
-    const std::string name = fmt::format("c{:02d}", k + 1);  // Objects columns in Classes order, as pyworkflow reads them
+    const std::string name =
+        fmt::format("c{:02d}", k + 1);  // Objects columns in Classes order, as pyworkflow reads them
     add_class(cols[k].label, name, cols[k].cls);
     column_of[cols[k].label] = name;
     create += fmt::format(", {} {} DEFAULT NULL", name, sql_type(cols[k].cls));
@@ -916,8 +944,7 @@ void write_tables(Database& db, const WriteContext& c, const std::vector<Column>
     objects.reset();
   }
   for (const char* label : {"_micId", "_classId"})
-    if (column_of.count(label))
-      db.exec(fmt::format("CREATE INDEX index_{} ON Objects ({})", label, column_of[label]));
+    if (column_of.count(label)) db.exec(fmt::format("CREATE INDEX index_{} ON Objects ({})", label, column_of[label]));
 }
 
 void write_properties(Database& db, const WriteContext& c, const fs::path& rel) {
@@ -961,8 +988,7 @@ void write_scipion_particles(const fs::path& sqlite, const ParticleSet& set, con
     throw InputError(file + ": already exists; Scipion set files are never overwritten (write a new file)");
   const fs::path root = absolute_normal(project_root);
   const auto rel = inside(sqlite, root);
-  if (!rel)
-    throw InputError(fmt::format("{}: not inside the Scipion project folder {}", file, root.string()));
+  if (!rel) throw InputError(fmt::format("{}: not inside the Scipion project folder {}", file, root.string()));
   if (!fs::is_directory(absolute_normal(sqlite).parent_path(), ec))
     throw InputError(file + ": its folder does not exist");
   const WriteContext c = make_context(sqlite, set, root);

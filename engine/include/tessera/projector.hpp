@@ -47,15 +47,29 @@ class Projector {
 };
 
 /// Options of BackProjector::reconstruct.
+///
+/// The estimate at each padded Fourier voxel is data * v, where v are
+/// density-compensation weights found by the iteration of Pipe & Menon (1999,
+/// Magn. Reson. Med. 41:179): starting from v = 1, v <- v / ((v * W) conv K)
+/// with W the accumulated weight (plus 1/tau^2 for a Wiener filter) and K a
+/// Kaiser-Bessel blob (radius 1.9 padded voxels, alpha 15). At convergence the
+/// compensated sampling density is uniform, so the result is the object times
+/// the trilinear kernel, removed by the gridding correction. With zero
+/// iterations the plain ratio data / max(W, floor) is used instead.
 struct ReconstructOptions {
   /// Per-shell signal power tau^2 (index = Fourier shell of the un-padded box,
   /// same units as the inserted data): adds 1 / tau2 to the weight (Wiener
-  /// filter). Without it the weights are used alone, floored at
-  /// `weight_floor` times the mean weight of their shell.
+  /// filter). Shells with tau2 <= 0 get no regularization.
   std::optional<std::vector<double>> tau2;
+  int gridding_iterations = 10;
+  /// Plain ratio only: weights are floored at this fraction of their shell's mean.
   double weight_floor = 1e-3;
   /// Divide the result by the trilinear gridding kernel.
   bool gridding_correction = true;
+  /// Zero the corners of the box: a soft sphere of radius box/2 with a 3-pixel
+  /// raised-cosine edge outside it (as RELION's reconstructions). Beyond it
+  /// there is only noise, amplified by the gridding correction.
+  bool mask_corners = true;
 };
 
 /// Accumulates CTF-weighted image transforms into a padded 3D Fourier grid.

@@ -82,12 +82,12 @@ struct ScipionSetInfo {
   /// above the sqlite in which the first particle's stack exists; failing that,
   /// the parent of the nearest enclosing "Runs" folder.
   std::filesystem::path project_root;
-  std::string alignment = "None";  ///< None, 2D, 3D or Projection
-  bool has_ctf = false;            ///< Properties._hasCtf
-  bool phase_flipped = false;      ///< Properties._isPhaseFlipped (images are CTF phase-flipped)
-  bool amplitude_corrected = false;  ///< Properties._isAmplitudeCorrected
-  double pixel_A = 0;              ///< set sampling rate, A/px
-  long total_items = 0;            ///< rows in Objects, disabled ones included
+  std::string alignment = "None";           ///< None, 2D, 3D or Projection
+  bool has_ctf = false;                     ///< Properties._hasCtf
+  bool phase_flipped = false;               ///< Properties._isPhaseFlipped (images are CTF phase-flipped)
+  bool amplitude_corrected = false;         ///< Properties._isAmplitudeCorrected
+  double pixel_A = 0;                       ///< set sampling rate, A/px
+  long total_items = 0;                     ///< rows in Objects, disabled ones included
   std::vector<std::string> dropped_labels;  ///< Classes labels whose values were not kept
 };
 
