@@ -49,8 +49,8 @@ struct Truth {
   int mic, subset;
 };
 const Truth kTruth[] = {
-    {1, -74.75501, 151.743895, -49.54711, 2.114738, 4.146488, 0.7049126666666666, 1.3821626666666667, 22252.3,
-     21699.15, 177.18, 1, 2},
+    {1, -74.75501, 151.743895, -49.54711, 2.114738, 4.146488, 0.7049126666666666, 1.3821626666666667, 22252.3, 21699.15,
+     177.18, 1, 2},
     {2, 159.484624, 94.295508, 161.462447, -2.53076, 0.469238, -0.8435866666666666, 0.15641266666666667, 22252.3,
      21699.15, 177.18, 1, 1},
     {3, -50.49862, 135.297941, -18.39068, -7.85351, 0.469238, -2.617836666666667, 0.15641266666666667, 22252.3,
@@ -207,8 +207,8 @@ TEST_F(ScipionSetTest, ReadsImportSetAgainstGroundTruth) {
   EXPECT_EQ(s.optics_extra_labels, std::vector<std::string>{"rlnImageDimensionality"});
   EXPECT_EQ(g.extra, std::vector<std::string>{"2"});
   EXPECT_EQ(s.particle_extra_labels,
-            (std::vector<std::string>{"rlnCtfMaxResolution", "rlnCtfFigureOfMerit", "rlnMicrographId",
-                                      "rlnClassNumber", "rlnGroupNumber", "rlnImageId"}));
+            (std::vector<std::string>{"rlnCtfMaxResolution", "rlnCtfFigureOfMerit", "rlnMicrographId", "rlnClassNumber",
+                                      "rlnGroupNumber", "rlnImageId"}));
   const fs::path stack = s.stack_path(s.particles[0]);
   EXPECT_TRUE(fs::is_regular_file(stack)) << stack;
   EXPECT_TRUE(fs::equivalent(stack, data_ / kStack));
@@ -351,7 +351,8 @@ TEST_F(ScipionSetTest, WrittenSchemaMatchesTheFixture) {
   ASSERT_EQ(pg.size(), pf.size());
   for (const auto& [key, value] : pf) {
     ASSERT_TRUE(pg.count(key)) << key;
-    const auto want = key == "_mapperPath" ? std::optional<std::string>("Runs/000099_Tessera/particles.sqlite, ") : value;
+    const auto want =
+        key == "_mapperPath" ? std::optional<std::string>("Runs/000099_Tessera/particles.sqlite, ") : value;
     if (key != "_acquisition.opticsGroupInfo") {
       EXPECT_EQ(pg.at(key), want) << key;
     }
@@ -400,8 +401,8 @@ ParticleSet synthetic_set(const fs::path& base_dir) {
   g2.amplitude_contrast = 0.07, g2.extra = {"2"};
   s.optics = {g1, g2};
   s.optics_extra_labels = {"rlnImageDimensionality"};
-  s.particle_extra_labels = {"rlnImageId",      "rlnCoordinateX", "rlnCoordinateY", "rlnMicrographId",
-                             "rlnGroupName",    "rlnLogLikeliContribution", "rlnClassNumber"};
+  s.particle_extra_labels = {"rlnImageId",   "rlnCoordinateX",           "rlnCoordinateY", "rlnMicrographId",
+                             "rlnGroupName", "rlnLogLikeliContribution", "rlnClassNumber"};
   const char* ids[] = {"30", "10", "20"};
   for (int i = 0; i < 3; ++i) {
     Particle p;
@@ -411,8 +412,13 @@ ParticleSet synthetic_set(const fs::path& base_dir) {
     p.defocus_u_A = 15000.25 + i, p.defocus_v_A = 14000.5, p.defocus_angle_deg = 33.3 * i;
     p.phase_shift_deg = 10.0 * i, p.ctf_bfactor = -25.0 * i, p.scale = 1.0 - 0.1 * i, p.half_set = 1 + i % 2;
     p.pose = ProjectionPose{{-170.25 + 100 * i, 10.5 + 60 * i, 3.75 - 90 * i}, 1.25 * i, -2.5, 0.75};
-    p.extra = {ids[i], std::to_string(100 + i), std::to_string(200 + 7 * i), std::to_string(4 + i),
-               "group " + std::to_string(i), "12345.5", "3"};
+    p.extra = {ids[i],
+               std::to_string(100 + i),
+               std::to_string(200 + 7 * i),
+               std::to_string(4 + i),
+               "group " + std::to_string(i),
+               "12345.5",
+               "3"};
     s.particles.push_back(p);
   }
   // Analytic matrices: identity rotation with origin (3, -6, 0) A -> shift (2, -4, 0) px;
@@ -480,8 +486,8 @@ TEST_F(ScipionSetTest, SyntheticSetRoundTrip) {
   Sql db(out);
   const auto col = db.map("SELECT label_property, column_name FROM Classes");
   const auto matrix = [&](int id) {
-    return nlohmann::json::parse(db.one("SELECT " + *col.at("_transform._matrix") + " FROM Objects WHERE id = " +
-                                        std::to_string(id)));
+    return nlohmann::json::parse(
+        db.one("SELECT " + *col.at("_transform._matrix") + " FROM Objects WHERE id = " + std::to_string(id)));
   };
   const double m10[4][4] = {{1, 0, 0, 2}, {0, 1, 0, -4}, {0, 0, 1, 0}, {0, 0, 0, 1}};
   const double m20[4][4] = {{0, 0, 1, 0}, {0, 1, 0, 0}, {-1, 0, 0, 0}, {0, 0, 0, 1}};
@@ -496,7 +502,8 @@ TEST_F(ScipionSetTest, SyntheticSetRoundTrip) {
   EXPECT_EQ(db.one("SELECT " + *col.at("_coordinate._x") + " FROM Objects WHERE id = 30"), "100");
   EXPECT_NEAR(std::stod(db.one("SELECT " + *col.at("_ctfModel._defocusRatio") + " FROM Objects WHERE id = 10")),
               15001.25 / 14000.5, 1e-13);  // U/V (the CLI-style text has 15 digits)
-  EXPECT_EQ(db.one("SELECT " + *col.at("_filename") + " FROM Objects WHERE id = 20"), "/elsewhere/stack.mrcs");  // outside the project: absolute
+  EXPECT_EQ(db.one("SELECT " + *col.at("_filename") + " FROM Objects WHERE id = 20"),
+            "/elsewhere/stack.mrcs");  // outside the project: absolute
 }
 
 TEST_F(ScipionSetTest, PartialPosesAreWrittenWithoutAlignment) {
@@ -530,9 +537,11 @@ struct Handmade {
     Sql db(p, true);
     db.query("BEGIN");
     db.query("CREATE TABLE Properties (key TEXT UNIQUE, value TEXT)");
-    db.query("CREATE TABLE Classes (id INTEGER PRIMARY KEY AUTOINCREMENT, label_property TEXT UNIQUE, "
-             "column_name TEXT UNIQUE, class_name TEXT)");
-    std::string create = "CREATE TABLE Objects (id INTEGER PRIMARY KEY, enabled INTEGER, label TEXT, comment TEXT, creation DATE";
+    db.query(
+        "CREATE TABLE Classes (id INTEGER PRIMARY KEY AUTOINCREMENT, label_property TEXT UNIQUE, "
+        "column_name TEXT UNIQUE, class_name TEXT)");
+    std::string create =
+        "CREATE TABLE Objects (id INTEGER PRIMARY KEY, enabled INTEGER, label TEXT, comment TEXT, creation DATE";
     for (const auto& c : classes) {
       db.query("INSERT INTO Classes (label_property, column_name, class_name) VALUES ('" + c[0] + "', '" + c[1] +
                "', '" + c[2] + "')");
@@ -613,17 +622,16 @@ TEST_F(ScipionSetTest, BadFilesAreInputErrors) {
   no_filename.write(nf);
   expect_input_error([&] { read_scipion_particles(nf); }, nf, "no _filename attribute");
 
-  const char* bad_matrices[][2] = {
-      {"not json", "is not JSON"},
-      {"[[1, 0], [0, 1]]", "not a 4x4"},
-      {"[[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0], [0, 0, 0, 1]]", "not a rotation"},
-      {"[[-1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]]", "mirror"},
-      {"[[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0.5, 1]]", "last row"}};
+  const char* bad_matrices[][2] = {{"not json", "is not JSON"},
+                                   {"[[1, 0], [0, 1]]", "not a 4x4"},
+                                   {"[[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0], [0, 0, 0, 1]]", "not a rotation"},
+                                   {"[[-1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]]", "mirror"},
+                                   {"[[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0.5, 1]]", "last row"}};
   int n = 0;
   for (const auto& [matrix, what] : bad_matrices) {
     Handmade h;
-    h.classes.insert(h.classes.end(), {{"_transform", "c04", "Transform", "TEXT"},
-                                       {"_transform._matrix", "c05", "Matrix", "TEXT"}});
+    h.classes.insert(h.classes.end(),
+                     {{"_transform", "c04", "Transform", "TEXT"}, {"_transform._matrix", "c05", "Matrix", "TEXT"}});
     h.props[3].second = "'Projection'";
     h.rows = {std::string("3, 1, '', '', NULL, 'Runs/stack.mrcs', 1.5, 1, NULL, '") + matrix + "'"};
     const fs::path f = dir_ / ("Runs/matrix" + std::to_string(n++) + ".sqlite");
