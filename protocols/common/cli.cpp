@@ -105,7 +105,8 @@ Value value_from_json(const Schema& s, std::string_view name, const Json& j, con
   switch (o.param->type) {
     case ParamType::Int: {
       constexpr double limit = 9.2e18;  // inside the int64 range
-      if (j.is_number_unsigned() && j.get<std::uint64_t>() > std::uint64_t{INT64_MAX}) throw bad("an integer");
+      if (j.is_number_unsigned() && j.get<std::uint64_t>() > std::uint64_t{INT64_MAX})
+        throw bad("an integer");
       if (j.is_number_integer()) return j.get<std::int64_t>();
       if (j.is_number_float() && std::trunc(j.get<double>()) == j.get<double>() &&
           std::abs(j.get<double>()) < limit)
@@ -139,7 +140,8 @@ GivenMap read_params_file(const Schema& s, const fs::path& file) {
     throw InputError(fmt::format("{}: not valid JSON: {}", f, e.what()));
   }
   if (!j.is_object())
-    throw InputError(fmt::format("{}: expected an object of names and values, e.g. {{\"out\": \"run1\"}}", f));
+    throw InputError(
+        fmt::format("{}: expected an object of names and values, e.g. {{\"out\": \"run1\"}}", f));
   const std::vector<Param> common = common_params(s);
   GivenMap given;
   for (const auto& [key, value] : j.items()) {
@@ -193,7 +195,9 @@ std::vector<int> parse_gpus(const std::string& where, const std::string& text) {
   std::stringstream ss(text);
   for (std::string item; std::getline(ss, item, ',');) {
     const auto first = item.find_first_not_of(' ');
-    const auto i = parse_int(first == std::string::npos ? "" : item.substr(first, item.find_last_not_of(' ') - first + 1));
+    const std::string trimmed =
+        first == std::string::npos ? "" : item.substr(first, item.find_last_not_of(' ') - first + 1);
+    const auto i = parse_int(trimmed);
     if (!i || *i < 0 || *i > 1023)
       throw InputError(fmt::format("{}: '{}' is not a list of device numbers such as 0,1", where, text));
     gpus.push_back(static_cast<int>(*i));
@@ -227,7 +231,8 @@ std::optional<fs::path> checked_input(const Schema& s, const Input& in, const Gi
   const auto g = given.find(in.name);
   if (!in.condition.empty() && !evaluate_condition(s, in.condition, lookup)) {
     if (g != given.end())
-      ignored.push_back(fmt::format("{} is ignored because its condition ({}) is false", where, in.condition));
+      ignored.push_back(
+          fmt::format("{} is ignored because its condition ({}) is false", where, in.condition));
     return std::nullopt;
   }
   if (g == given.end()) {
@@ -351,22 +356,26 @@ Invocation parse_arguments(const Schema& s, int argc, const char* const argv[]) 
   for (const Input& in : s.inputs) declare(in.name, false);
   for (const Param& p : s.params) declare(p.name, p.type == ParamType::Bool);
   for (const Param& p : common) declare(p.name, p.type == ParamType::Bool);
+  // Option names made from parameter names never contain '_', so "positional_args" cannot clash.
   desc.add_options()("params", po::value<std::string>())("help,h", "")("schema", "")(
-      "positional-argument", po::value<std::vector<std::string>>());
+      "positional_args", po::value<std::vector<std::string>>());
   po::positional_options_description positional;
-  positional.add("positional-argument", -1);
+  positional.add("positional_args", -1);
   po::variables_map vm;
   try {
     const auto style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
-    po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).style(style).run(), vm);
+    po::store(
+        po::command_line_parser(argc, argv).options(desc).positional(positional).style(style).run(),
+        vm);
   } catch (const po::error& e) {
     throw InputError(fmt::format("command line: {}", e.what()));
   }
   if (vm.count("help")) return {Action::Help, std::nullopt};
   if (vm.count("schema")) return {Action::Schema, std::nullopt};
-  if (vm.count("positional-argument"))
-    throw InputError(fmt::format("command line: unexpected argument '{}'; every option is named, e.g. --out DIR",
-                                 vm["positional-argument"].as<std::vector<std::string>>().front()));
+  if (vm.count("positional_args"))
+    throw InputError(
+        fmt::format("command line: unexpected argument '{}'; every option is named, e.g. --out DIR",
+                    vm["positional_args"].as<std::vector<std::string>>().front()));
   GivenMap given;
   if (vm.count("params")) given = read_params_file(s, vm["params"].as<std::string>());
   for (const auto& [opt, name] : name_of) {
@@ -427,8 +436,8 @@ void describe_param(std::string& out, const Param& p) {
 }
 
 void describe_input(std::string& out, const Input& in) {
-  out += fmt::format("  {} FILE  ({} {}{})\n", option_name(in.name), in.required ? "required" : "optional",
-                     to_string(in.kind), in.level == Level::Advanced ? "; advanced" : "");
+  out += fmt::format("  {} FILE  ({}; {}{})\n", option_name(in.name), to_string(in.kind),
+                     in.required ? "required" : "optional", in.level == Level::Advanced ? "; advanced" : "");
   wrap(out, in.label + (in.help.empty() ? "" : ". " + in.help), 6);
   if (!in.condition.empty()) wrap(out, "Only used when: " + in.condition, 6);
 }
@@ -460,7 +469,9 @@ std::string help_text(const Schema& s) {
   out += "\nRun:\n";
   for (const Param& p : common_params(s)) describe_param(out, p);
   out += "  --params FILE.json\n";
-  wrap(out, "Parameter values as a JSON object keyed by name ({\"max_res_A\": 4.5}); the command line wins.", 6);
+  wrap(out,
+       "Parameter values as a JSON object keyed by name ({\"max_res_A\": 4.5}); the command line wins.",
+       6);
   out += "  --schema\n";
   wrap(out, "Print this program's schema as JSON and exit.", 6);
   out += "  --help, -h\n";

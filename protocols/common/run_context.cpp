@@ -20,7 +20,8 @@ namespace {
 
 void sync_file(const fs::path& p) {
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + p.string() + "' to sync it");
+  if (fd < 0)
+    throw std::system_error(errno, std::generic_category(), "cannot open '" + p.string() + "' to sync it");
   const int rc = ::fsync(fd);
   const int error = errno;
   ::close(fd);
@@ -60,7 +61,8 @@ std::string dump(const Json& j, int indent = -1) {
 }  // namespace
 
 void atomic_write(const fs::path& path, const std::function<void(const fs::path& tmp)>& write) {
-  if (path.filename().empty()) throw std::invalid_argument("atomic_write: '" + path.string() + "' is not a file name");
+  if (path.filename().empty())
+    throw std::invalid_argument("atomic_write: '" + path.string() + "' is not a file name");
   const fs::path tmp = path.parent_path() / (".tmp-" + path.filename().string());
   try {
     write(tmp);
@@ -175,7 +177,8 @@ void RunContext::progress(std::string_view task, long done, long total) {
 }
 
 void RunContext::add_output(std::string_view name, const fs::path& file, const Json& extra) {
-  const auto decl = std::find_if(declared_.begin(), declared_.end(), [&](const Output& o) { return o.name == name; });
+  const auto decl =
+      std::find_if(declared_.begin(), declared_.end(), [&](const Output& o) { return o.name == name; });
   if (decl == declared_.end())
     throw std::logic_error(fmt::format("{}: output '{}' is not declared in the schema", program_, name));
   const fs::path full = file.is_absolute() ? file : options_.out / file;
@@ -183,16 +186,19 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
     throw std::logic_error(fmt::format("{}: output '{}': '{}' is not a file", program_, name, full.string()));
   const fs::path relative = fs::weakly_canonical(full).lexically_relative(fs::weakly_canonical(options_.out));
   if (relative.empty() || *relative.begin() == "..")
-    throw std::logic_error(fmt::format("{}: output '{}': '{}' is outside the output folder", program_, name, full.string()));
+    throw std::logic_error(
+        fmt::format("{}: output '{}': '{}' is outside the output folder", program_, name, full.string()));
   Json entry{{"name", name}, {"type", to_string(decl->kind)}, {"path", relative.generic_string()}};
   if (!extra.is_object()) throw std::logic_error("RunContext::add_output: extra must be a JSON object");
   for (const auto& [key, value] : extra.items()) {
     if (entry.contains(key))
-      throw std::logic_error(fmt::format("{}: output '{}': extra field '{}' is reserved", program_, name, key));
+      throw std::logic_error(
+          fmt::format("{}: output '{}': extra field '{}' is reserved", program_, name, key));
     entry[key] = value;
   }
   const std::lock_guard lock(mutex_);
-  auto same = std::find_if(outputs_.begin(), outputs_.end(), [&](const Json& o) { return o["name"] == name; });
+  auto same =
+      std::find_if(outputs_.begin(), outputs_.end(), [&](const Json& o) { return o["name"] == name; });
   if (same != outputs_.end()) *same = entry;
   else outputs_.push_back(entry);
   write_event("output", {{"name", name}, {"type", entry["type"]}, {"path", entry["path"]}});
@@ -203,7 +209,8 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
 void RunContext::finish() {
   const std::lock_guard lock(mutex_);
   for (const Output& o : declared_) {
-    const bool produced = std::any_of(outputs_.begin(), outputs_.end(), [&](const Json& e) { return e["name"] == o.name; });
+    const bool produced =
+        std::any_of(outputs_.begin(), outputs_.end(), [&](const Json& e) { return e["name"] == o.name; });
     if (!o.optional && !produced)
       throw std::logic_error(fmt::format("{}: declared output '{}' was not produced", program_, o.name));
   }
@@ -227,7 +234,8 @@ void RunContext::fail(std::string_view message, int exit_code) noexcept {
   }
 }
 
-void RunContext::write_manifest(std::string_view status, const Json& error, const Json& exit_code, bool ended) {
+void RunContext::write_manifest(std::string_view status, const Json& error, const Json& exit_code,
+                                bool ended) {
   const Json manifest{{"manifest_version", 1},
                       {"program", program_},
                       {"version", version_},

@@ -75,11 +75,13 @@ Input& Schema::add_input(std::string name, InputKind kind, std::string label, In
 }
 
 Param& Schema::add_int(std::string name, std::string label, NumberOpts<std::int64_t> opts) {
-  return params.emplace_back(number_param(std::move(name), ParamType::Int, std::move(label), std::move(opts)));
+  return params.emplace_back(
+      number_param(std::move(name), ParamType::Int, std::move(label), std::move(opts)));
 }
 
 Param& Schema::add_float(std::string name, std::string label, NumberOpts<double> opts) {
-  return params.emplace_back(number_param(std::move(name), ParamType::Float, std::move(label), std::move(opts)));
+  return params.emplace_back(
+      number_param(std::move(name), ParamType::Float, std::move(label), std::move(opts)));
 }
 
 Param& Schema::add_bool(std::string name, std::string label, BoolOpts o) {
@@ -150,7 +152,8 @@ std::string describe_range(const Param& p) {
   };
   std::string r;
   if (p.min) r = fmt::format("{} {}", p.min_exclusive ? ">" : ">=", bound(*p.min));
-  if (p.max) r += fmt::format("{}{} {}", r.empty() ? "" : " and ", p.max_exclusive ? "<" : "<=", bound(*p.max));
+  if (p.max)
+    r += fmt::format("{}{} {}", r.empty() ? "" : " and ", p.max_exclusive ? "<" : "<=", bound(*p.max));
   if (!r.empty() && !p.unit.empty()) r += " " + p.unit;
   return r;
 }
@@ -204,11 +207,10 @@ class ConditionParser {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    const std::size_t pos = next_ < tokens_.size() ? tokens_[next_].pos : text_.size();
-    throw std::invalid_argument(
-        fmt::format("condition \"{}\": {} at column {}", text_, what, pos + 1));
+  [[noreturn]] void fail_at(std::size_t pos, const std::string& what) const {
+    throw std::invalid_argument(fmt::format("condition \"{}\": {} at column {}", text_, what, pos + 1));
   }
+  [[noreturn]] void fail(const std::string& what) const { fail_at(peek().pos, what); }
   const Token& peek() const { return tokens_[next_]; }
   const Token& take() { return tokens_[next_ < tokens_.size() - 1 ? next_++ : next_]; }
 
@@ -230,17 +232,15 @@ class ConditionParser {
         while (j < n && alnum(j)) ++j;
         tokens_.push_back({K::Name, std::string(text_.substr(i, j - i)), i});
       } else if (std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.') {
-        while (j < n && (alnum(j) || text_[j] == '.' ||
-                         ((text_[j] == '-' || text_[j] == '+') && (text_[j - 1] | 32) == 'e')))
-          ++j;
+        auto exponent_sign = [&](std::size_t k) {
+          const bool sign = text_[k] == '-' || text_[k] == '+';
+          return sign && std::tolower(static_cast<unsigned char>(text_[k - 1])) == 'e';
+        };
+        while (j < n && (alnum(j) || text_[j] == '.' || exponent_sign(j))) ++j;
         tokens_.push_back({K::Number, std::string(text_.substr(i, j - i)), i});
       } else if (c == '\'' || c == '"') {
         j = text_.find(c, i + 1);
-        if (j == std::string_view::npos) {
-          next_ = tokens_.size();
-          tokens_.push_back({K::End, "", i});
-          fail("unterminated string");
-        }
+        if (j == std::string_view::npos) fail_at(i, "unterminated string");
         tokens_.push_back({K::Text, std::string(text_.substr(i + 1, j - i - 1)), i});
         ++j;
       } else if (two == "==" || two == "!=") {
@@ -249,8 +249,7 @@ class ConditionParser {
       } else if (c == '(' || c == ')') {
         tokens_.push_back({c == '(' ? K::LParen : K::RParen, std::string(1, c), i});
       } else {
-        throw std::invalid_argument(fmt::format("condition \"{}\": unexpected '{}' at column {}",
-                                                text_, c, i + 1));
+        fail_at(i, fmt::format("unexpected '{}'", c));
       }
       i = j;
     }
@@ -361,6 +360,11 @@ Expr parse_condition(const Schema& s, std::string_view text, std::set<std::strin
   return e;
 }
 
+Expr parse_condition(const Schema& s, std::string_view text) {
+  std::set<std::string> names;
+  return parse_condition(s, text, names);
+}
+
 std::set<std::string> condition_names(const Schema& s, std::string_view text) {
   std::set<std::string> names;
   parse_condition(s, text, names);
@@ -430,27 +434,30 @@ std::string print(const Schema& s, const Expr& e, bool enum_index, int parent) {
 }  // namespace
 
 bool evaluate_condition(const Schema& s, std::string_view condition, const ValueLookup& lookup) {
-  std::set<std::string> names;
-  return eval(parse_condition(s, condition, names), lookup);
+  return eval(parse_condition(s, condition), lookup);
 }
 
 std::string scipion_condition(const Schema& s, std::string_view condition) {
-  std::set<std::string> names;
-  return print(s, parse_condition(s, condition, names), true, 0);
+  return print(s, parse_condition(s, condition), true, 0);
 }
 
 std::string normalized_condition(const Schema& s, std::string_view condition) {
-  std::set<std::string> names;
-  return print(s, parse_condition(s, condition, names), false, 0);
+  return print(s, parse_condition(s, condition), false, 0);
 }
 
 // ---- declaration checks -------------------------------------------------
 
 namespace {
 
+// Letters, digits and single underscores, not a Python keyword: Scipion evaluates
+// conditions, which use these names, as Python.
 bool valid_name(std::string_view n) {
-  static constexpr std::string_view keywords[] = {"and", "or", "not", "True", "False", "None",
-                                                  "true", "false"};
+  static constexpr std::string_view keywords[] = {
+      "False", "None",   "True",    "and",      "as",     "assert", "async", "await", "break",
+      "class", "continue", "def",   "del",      "elif",   "else",   "except", "finally", "for",
+      "from",  "global", "if",      "import",   "in",     "is",     "lambda", "nonlocal", "not",
+      "or",    "pass",   "raise",   "return",   "try",    "while",  "with",  "yield",  "true",
+      "false"};
   if (n.empty() || !std::isalpha(static_cast<unsigned char>(n.front())) || n.back() == '_')
     return false;
   if (n.find("__") != std::string_view::npos) return false;
@@ -490,14 +497,15 @@ void Schema::check() const {
   };
   if (name.empty() || version.empty()) fail("a schema needs a name and a version");
   std::set<std::string, std::less<>> names{"help", "schema", "params"};
-  auto claim = [&](const std::string& n, std::string_view label) {
-    if (!valid_name(n)) fail(fmt::format("'{}' is not a valid name (letters, digits, single _)", n));
+  auto claim = [&](const std::string& n, std::string_view label, bool own = true) {
+    if (own && !valid_name(n))
+      fail(fmt::format("'{}' is not a valid name (letters, digits, single _, not a Python keyword)", n));
     if (!names.insert(n).second) fail(fmt::format("the name '{}' is used twice or reserved", n));
     if (label.empty()) fail(fmt::format("{} needs a label", n));
   };
   for (const Input& in : inputs) claim(in.name, in.label);
   for (const Param& p : params) claim(p.name, p.label);
-  for (const Param& p : common_params(*this)) claim(p.name, p.label);
+  for (const Param& p : common_params(*this)) claim(p.name, p.label, false);
   try {
     for (const Param& p : params) check_param(p);
   } catch (const std::logic_error& e) {
@@ -529,7 +537,7 @@ std::vector<Param> common_params(const Schema& s) {
        .help = "Folder for everything this run writes; created if missing.", .required = true});
   if (s.support.threads)
     add({.name = "threads", .type = ParamType::Int, .label = "Threads",
-         .default_value = Value(std::int64_t{1}), .min = 1, .help = "CPU threads to use."});
+         .default_value = Value(std::int64_t{1}), .min = 1, .max = 4096, .help = "CPU threads to use."});
   if (s.support.gpu)
     add({.name = "gpu", .type = ParamType::String, .label = "GPU devices",
          .help = "CUDA device numbers separated by commas, e.g. 0,1; not given: CPU only.",

@@ -4,9 +4,10 @@
 /// A program declares once what it reads (typed inputs), what it can be told
 /// (typed parameters with default, range or choices, unit, help, section,
 /// expert level, condition) and what it writes (typed outputs). From that one
-/// declaration come --help and --schema (cli.hpp), --params FILE.json, the
-/// validation below and the outputs.json manifest (run_context.hpp).
-/// docs/schema.md describes the --schema JSON and its mapping onto Scipion.
+/// declaration come the --schema JSON (schema_json below), --help,
+/// --params FILE.json and the validation of what the user gave (cli.hpp), and
+/// the outputs.json manifest (run_context.hpp). docs/schema.md describes the
+/// --schema JSON and its mapping onto Scipion's protocol form.
 ///
 /// Names: a parameter `max_res_A` is `--max-res-A` on the command line
 /// (underscores become dashes) and `max_res_A` in JSON. Every name that has a

@@ -4,6 +4,9 @@
 // parameter and no output folder; exit 1 for failures while running).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <sstream>
+
 #include "common/cli.hpp"
 #include "common/run_context.hpp"
 #include "fake_program.hpp"
@@ -123,6 +126,8 @@ struct BadInput {
   std::string params_json = "";  // if set, written to p.json and passed with --params
 };
 
+void PrintTo(const BadInput& b, std::ostream* os) { *os << "expecting \"" << b.needle << '"'; }
+
 class BadInputTest : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(BadInputTest, ExitsTwoNamingTheParameterAndWritesNothing) {
@@ -153,18 +158,26 @@ TEST_P(BadInputTest, ExitsTwoNamingTheParameterAndWritesNothing) {
 INSTANTIATE_TEST_SUITE_P(
     Cli, BadInputTest,
     ::testing::Values(
-        BadInput{{"--particles", "PARTICLES", "--max-res-A", "0.1"}, "--max-res-A: 0.1 is out of range (must be >= 0.5 and <= 100 A)"},
-        BadInput{{"--particles", "PARTICLES", "--scale-limit", "0", "--use-scale"}, "--scale-limit: 0 is out of range (must be > 0"},
+        BadInput{{"--particles", "PARTICLES", "--max-res-A", "0.1"},
+                 "--max-res-A: 0.1 is out of range (must be >= 0.5 and <= 100 A)"},
+        BadInput{{"--particles", "PARTICLES", "--scale-limit", "0", "--use-scale"},
+                 "--scale-limit: 0 is out of range (must be > 0"},
         BadInput{{"--particles", "PARTICLES"}, "p.json: max_res_A: 200", R"({"max_res_A": 200})"},
-        BadInput{{"--particles", "PARTICLES", "--mask-mode", "auto"}, "--mask-mode: 'auto' is not one of: none, threshold, file"},
-        BadInput{{"--particles", "PARTICLES"}, "p.json: max_res_A: expected a number, got \"high\"", R"({"max_res_A": "high"})"},
-        BadInput{{"--particles", "PARTICLES"}, "p.json: box_px: expected an integer, got 64.5", R"({"box_px": 64.5})"},
-        BadInput{{"--particles", "PARTICLES"}, "p.json: use_scale: expected true or false, got 1", R"({"use_scale": 1})"},
+        BadInput{{"--particles", "PARTICLES", "--mask-mode", "auto"},
+                 "--mask-mode: 'auto' is not one of: none, threshold, file"},
+        BadInput{{"--particles", "PARTICLES"},
+                 "p.json: max_res_A: expected a number, got \"high\"", R"({"max_res_A": "high"})"},
+        BadInput{{"--particles", "PARTICLES"},
+                 "p.json: box_px: expected an integer, got 64.5", R"({"box_px": 64.5})"},
+        BadInput{{"--particles", "PARTICLES"},
+                 "p.json: use_scale: expected true or false, got 1", R"({"use_scale": 1})"},
         BadInput{{"--particles", "PARTICLES", "--box-px", "big"}, "--box-px: expected an integer, got 'big'"},
         BadInput{{"--particles", "PARTICLES", "--max-res-A", "nan"}, "--max-res-A: expected a number"},
-        BadInput{{"--particles", "PARTICLES", "--mask-threshold", "abc"}, "--mask-threshold: expected a number"},
+        BadInput{{"--particles", "PARTICLES", "--mask-threshold", "abc"},
+                 "--mask-threshold: expected a number"},
         BadInput{{"--particles", "PARTICLES"}, "p.json: unknown parameter 'max_res'", R"({"max_res": 4})"},
-        BadInput{{"--particles", "PARTICLES"}, "unknown parameter 'max-res-A' (did you mean 'max_res_A'?)", R"({"max-res-A": 4})"},
+        BadInput{{"--particles", "PARTICLES"},
+                 "unknown parameter 'max-res-A' (did you mean 'max_res_A'?)", R"({"max-res-A": 4})"},
         BadInput{{"--particles", "PARTICLES"}, "p.json: not valid JSON", R"({"max_res_A": 4,})"},
         BadInput{{"--particles", "PARTICLES"}, "p.json: expected an object", "[1, 2]"},
         BadInput{{"--particles", "PARTICLES", "--max-res", "4"}, "unrecognised option '--max-res'"},
@@ -173,9 +186,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"--particles", "missing.star"}, "--particles: 'missing.star' does not exist"},
         BadInput{{"--particles", "/"}, "--particles: '/' is a folder"},
         BadInput{{"--particles", "PARTICLES", "--mask-mode", "file"}, "--mask: required input is missing"},
-        BadInput{{"--particles", "PARTICLES", "--params", "nowhere.json"}, "--params: 'nowhere.json' is not a file"},
-        BadInput{{"--particles", "PARTICLES", "--gpu", "0,x"}, "--gpu: '0,x' is not a list of device numbers"},
+        BadInput{{"--particles", "PARTICLES", "--params", "nowhere.json"},
+                 "--params: 'nowhere.json' is not a file"},
+        BadInput{{"--particles", "PARTICLES", "--gpu", "0,x"},
+                 "--gpu: '0,x' is not a list of device numbers"},
         BadInput{{"--particles", "PARTICLES", "--threads", "0"}, "--threads: 0 is out of range"},
+        BadInput{{"--particles", "PARTICLES", "--threads", "1e12"}, "--threads: expected an integer"},
+        BadInput{{"--particles", "PARTICLES", "--threads", "9999"}, "--threads: 9999 is out of range"},
         BadInput{{"--particles", "PARTICLES", "--verbose", "--quiet"}, "--verbose and --quiet"},
         BadInput{{"--particles", "PARTICLES", "--use-scale=maybe"}, "--use-scale: expected true or false"}));
 
@@ -200,7 +217,7 @@ TEST(Cli, HelpListsEveryOptionBySection) {
   for (const char* needle :
        {"tessera_fake 0.1.0: Fake reconstruction", "Reconstruction:\n", "Masking:\n", "Run:\n",
         "--max-res-A X  (default 8; >= 0.5 and <= 100 A)", "--mask-mode {none|threshold|file}",
-        "Only used when: mask_mode == 'threshold'", "--particles FILE  (required particles)",
+        "Only used when: mask_mode == 'threshold'", "--particles FILE  (particles; required)",
         "--iterations N  (default 10; >= 1; advanced)", "--out DIR  (required)", "--use-scale [=true|false]"})
     EXPECT_NE(r.out.find(needle), std::string::npos) << needle << "\n" << r.out;
   EXPECT_EQ(test::run_fake(Argv{"-h"}).out, r.out);

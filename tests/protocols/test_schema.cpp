@@ -95,7 +95,8 @@ TEST(Schema, JsonHasDocumentedFields) {
 
   std::vector<std::string> common;
   for (const Json& p : j["common_parameters"]) common.push_back(p["name"]);
-  EXPECT_EQ(common, (std::vector<std::string>{"out", "threads", "gpu", "seed", "continue", "verbose", "quiet"}));
+  EXPECT_EQ(common,
+            (std::vector<std::string>{"out", "threads", "gpu", "seed", "continue", "verbose", "quiet"}));
   EXPECT_EQ(j["common_parameters"][0]["required"], true);
 
   ASSERT_EQ(j["outputs"].size(), 2u);
@@ -126,6 +127,7 @@ TEST(Schema, CheckRejectsDeclarationMistakes) {
   expect_bad([](Schema& s) { s.add_int("threads", "Mine"); }, "threads");  // a common option
   expect_bad([](Schema& s) { s.add_int("max-res", "Dash"); }, "max-res");
   expect_bad([](Schema& s) { s.add_int("a__b", "Double"); }, "a__b");
+  expect_bad([](Schema& s) { s.add_bool("lambda", "Python keyword"); }, "lambda");
   expect_bad([](Schema& s) { s.add_int("count", ""); }, "count");
   expect_bad([](Schema& s) { s.add_float("angle_deg", "Angle", {.default_value = 400, .max = 360}); },
              "angle_deg");
