@@ -517,8 +517,20 @@ int run_program(const Schema& s, int argc, const char* const argv[], const WorkF
       out << schema_json(s).dump(2) << std::endl;
       return 0;
     }
+    const fs::path out_dir = invocation.values->run().out;
+    const bool fresh_folder = !fs::exists(out_dir);
     ctx.emplace(s, *invocation.values, out);
-    work(*invocation.values, *ctx);
+    try {
+      work(*invocation.values, *ctx);
+    } catch (const InputError& e) {
+      // Bad input found while reading it: leave nothing behind in a folder
+      // this run created (a resumed or reused folder keeps its record).
+      if (!fresh_folder) return report(ctx, err, e.what(), 2);
+      ctx.reset();
+      std::error_code ec;
+      fs::remove_all(out_dir, ec);
+      return report(ctx, err, e.what(), 2);
+    }
     ctx->finish();
     return 0;
   } catch (const InputError& e) {

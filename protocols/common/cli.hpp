@@ -13,9 +13,11 @@
 /// relative to the current folder.
 ///
 /// Exit codes: 0 done (also for --help and --schema); 2 bad input or
-/// parameters: "ERROR: <one line naming the parameter or file>" on stderr, and
-/// when found before the run starts, nothing written, not even the output
-/// folder; 1 failure while running. See docs/schema.md.
+/// parameters: "ERROR: <one line naming the parameter or file>" on stderr and
+/// nothing written, not even the output folder (an InputError thrown by the
+/// work function removes the folder when this run created it; a folder that
+/// existed before, e.g. with --continue, keeps its files and records the
+/// failure in outputs.json); 1 failure while running. See docs/schema.md.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
