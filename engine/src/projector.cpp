@@ -114,6 +114,14 @@ void Projector::project(const Mat3& a, ComplexGrid& out) const {
                        [&](int ix, int iy, double x, double y, double z) { out(ix, iy) = sample(x, y, z); });
 }
 
+void Projector::project_points(const Mat3& a, const float* kx, const float* ky, std::size_t n, cfloat* out) const {
+  const double p = pad_;
+  const double ax = p * a[0][0], ay = p * a[0][1], az = p * a[0][2];
+  const double bx = p * a[1][0], by = p * a[1][1], bz = p * a[1][2];
+  for (std::size_t j = 0; j < n; ++j)
+    out[j] = sample(kx[j] * ax + ky[j] * bx, kx[j] * ay + ky[j] * by, kx[j] * az + ky[j] * bz);
+}
+
 RealGrid Projector::project_image(const Mat3& a) const {
   ComplexGrid f;
   project(a, f);

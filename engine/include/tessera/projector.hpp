@@ -38,6 +38,9 @@ class Projector {
   void project(const Mat3& a, ComplexGrid& out) const;
   /// The centred real-space projection (convenience for tests and simulation).
   RealGrid project_image(const Mat3& a) const;
+  /// The projection at rotation A at n arbitrary 2D frequencies (kx, ky), in
+  /// pixels of the un-padded box (no radius limit is applied).
+  void project_points(const Mat3& a, const float* kx, const float* ky, std::size_t n, cfloat* out) const;
 
  private:
   cfloat sample(double x, double y, double z) const;  // padded-grid Fourier coordinates

@@ -15,6 +15,7 @@
 #include "tessera/geometry.hpp"
 #include "tessera/grid.hpp"
 #include "tessera/particles.hpp"
+#include "tessera/projector.hpp"
 
 namespace tessera {
 
@@ -28,10 +29,22 @@ struct ReconstructSetOptions {
 };
 
 struct HalfSetReconstruction {
-  RealGrid half_a, half_b, full;
+  RealGrid half_a, half_b, full;  ///< regularized when a Wiener filter was asked for
+  RealGrid raw_a, raw_b;          ///< the half maps without regularization
   std::vector<double> fsc;  ///< between the unregularized half maps, per Fourier shell
   long count_a = 0, count_b = 0;
 };
+
+/// Half maps, their FSC and the full map from two filled back-projectors
+/// (with `wiener`, regularized as described above). Also used by refinement.
+/// The half maps are computed concurrently; `want_full` = false skips the
+/// full map (r.full stays empty).
+HalfSetReconstruction reconstruct_halves(const BackProjector& a, const BackProjector& b, bool wiener,
+                                         bool want_full = true);
+
+/// tau^2 per shell from an FSC and the mean weight per shell (0 where the
+/// weight is 0); FSC values are clamped to [0.001, 0.999].
+std::vector<double> tau2_from_fsc(const std::vector<double>& fsc_curve, const std::vector<double>& mean_weight);
 
 /// progress(done, total) is called from the calling thread now and then.
 /// Particles with half_set 0 are assigned 1, 2, 1, 2, ... in set order.

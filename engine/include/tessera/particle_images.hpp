@@ -1,0 +1,48 @@
+#pragma once
+/// Reading particle images for computation: streamed from their stacks one
+/// at a time (memory does not grow with the number of particles), centred
+/// and Fourier transformed, and a deterministic parallel loop over particles.
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "tessera/fft.hpp"
+#include "tessera/mrc.hpp"
+#include "tessera/particles.hpp"
+
+namespace tessera {
+
+/// One per thread: keeps the stacks it has opened and an FFT plan.
+class ParticleImageReader {
+ public:
+  explicit ParticleImageReader(int box);
+  /// Multiply each image by a soft circular window before transforming it: 1
+  /// inside inner_px, a raised cosine to 0 at outer_px (radii from the centre).
+  void set_window(double inner_px, double outer_px);
+  /// Half-complex transform of the particle's image with its centre (N/2)
+  /// moved to the origin. Throws InputError for an image of the wrong size.
+  const ComplexGrid& transform(const ParticleSet& set, const Particle& p);
+
+ private:
+  const MrcStackReader& stack(const std::filesystem::path& path);
+  int box_;
+  RealGrid window_;  // empty: no window
+  RealFft fft_;
+  ComplexGrid out_;
+  std::map<std::string, std::unique_ptr<MrcStackReader>> stacks_;
+};
+
+/// The box size of a set: its first optics group's image size, or the first stack's.
+int particle_box(const ParticleSet& set);
+
+/// Calls work(thread, i) for i in [0, total) on `threads` threads, each thread
+/// taking one contiguous chunk (so a given thread count always splits the same
+/// way and sums add up in the same order). progress(done, total) is called
+/// from the calling thread about twice a second. The first exception thrown by
+/// any work call is rethrown after all threads have stopped.
+void for_each_particle(long total, int threads, const std::function<void(int, long)>& work,
+                       const std::function<void(long, long)>& progress = {});
+
+}  // namespace tessera

@@ -1,0 +1,66 @@
+#pragma once
+/// Pose search strategies: the replaceable part of a refinement that finds
+/// each particle's best rotation and origin against a reference
+/// (maximization: the single best pose by the score of alignment.hpp).
+///
+/// GlobalSearch (no prior): every orientation of a coarse SO(3) grid and a
+/// coarse lattice of offsets is scored on the low frequencies only; the best
+/// candidates are then refined coarse-to-fine (angular step and shift step
+/// halved at each level, a 3x3x3 neighbourhood of rotations, frequencies up to
+/// the alignment limit), keeping fewer candidates at each level.
+/// LocalSearch: the same refinement levels starting from the particle's
+/// current pose, within a few steps of it.
+#include <memory>
+#include <vector>
+
+#include "tessera/alignment.hpp"
+#include "tessera/geometry.hpp"
+#include "tessera/projector.hpp"
+
+namespace tessera {
+
+struct PoseEstimate {
+  Mat3 rotation = identity3();
+  double origin_x_px = 0, origin_y_px = 0;  ///< RELION origin in pixels
+  double score = 0;
+};
+
+/// What a search needs to know about one particle.
+struct ParticleInput {
+  const ComplexGrid* transform;  ///< half-complex transform of the centred image
+  const RealGrid* ctf;           ///< CTF (with the particle's scale left out)
+  double scale = 1;              ///< contrast scale
+  PoseEstimate current;          ///< pose from the previous iteration (origin = search centre)
+};
+
+class PoseSearch {
+ public:
+  virtual ~PoseSearch() = default;
+  /// Called once per iteration and reference, before search(): the reference,
+  /// the noise model (1 / sigma^2 per shell) and the highest frequency used.
+  virtual void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) = 0;
+  /// Best pose of one particle; const and thread-safe after prepare().
+  virtual PoseEstimate search(const ParticleInput& particle) const = 0;
+};
+
+struct GlobalSearchOptions {
+  double coarse_step_deg = 15;   ///< step of the exhaustive grid
+  double coarse_kmax_px = 8;     ///< frequencies used in the exhaustive pass (capped by kmax)
+  double final_step_deg = 1.875; ///< refinement stops at this step
+  double shift_range_px = 4;     ///< offsets searched around the current origin
+  double coarse_shift_step_px = 2;
+  double final_shift_step_px = 0.5;
+  int candidates = 8;            ///< kept after the exhaustive pass
+};
+
+struct LocalSearchOptions {
+  double start_step_deg = 3.75;  ///< first level: +-1 step around the current rotation
+  double final_step_deg = 0.9375;
+  double shift_range_px = 2;     ///< first level: offsets within this of the current origin
+  double final_shift_step_px = 0.25;
+};
+
+std::unique_ptr<PoseSearch> make_global_search(const GlobalSearchOptions& options);
+std::unique_ptr<PoseSearch> make_local_search(const LocalSearchOptions& options);
+
+}  // namespace tessera

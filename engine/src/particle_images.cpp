@@ -1,0 +1,96 @@
+#include "tessera/particle_images.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <numbers>
+#include <exception>
+#include <fmt/format.h>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+ParticleImageReader::ParticleImageReader(int box) : box_(box), fft_(RealFft::plan_2d(box, box)) {}
+
+void ParticleImageReader::set_window(double inner_px, double outer_px) {
+  window_ = RealGrid(box_, box_);
+  const int c = box_ / 2;
+  for (int y = 0; y < box_; ++y)
+    for (int x = 0; x < box_; ++x) {
+      const double r = std::hypot(x - c, y - c);
+      window_(x, y) = r <= inner_px   ? 1.0f
+                      : r >= outer_px ? 0.0f
+                                      : static_cast<float>(0.5 + 0.5 * std::cos(std::numbers::pi * (r - inner_px) /
+                                                                                 (outer_px - inner_px)));
+    }
+}
+
+const MrcStackReader& ParticleImageReader::stack(const std::filesystem::path& path) {
+  auto& r = stacks_[path.string()];
+  if (!r) {
+    r = std::make_unique<MrcStackReader>(path);
+    if (r->info().nx != box_ || r->info().ny != box_)
+      throw InputError(fmt::format("{}: images are {}x{}, expected {}x{}", path.string(), r->info().nx,
+                                   r->info().ny, box_, box_));
+  }
+  return *r;
+}
+
+const ComplexGrid& ParticleImageReader::transform(const ParticleSet& set, const Particle& p) {
+  RealGrid img = stack(set.stack_path(p)).read(p.image.index);
+  if (!window_.empty())
+    for (std::size_t i = 0; i < img.size(); ++i) img[i] *= window_[i];
+  centre_to_corner(img, false);
+  fft_.forward(img, out_);
+  return out_;
+}
+
+int particle_box(const ParticleSet& set) {
+  if (set.particles.empty()) throw InputError("the particle set is empty");
+  const OpticsGroup& g = set.optics_of(set.particles.front());
+  if (g.image_size > 0) return g.image_size;
+  return MrcStackReader(set.stack_path(set.particles.front())).info().nx;
+}
+
+void for_each_particle(long total, int threads, const std::function<void(int, long)>& work,
+                       const std::function<void(long, long)>& progress) {
+  const int n = std::max(1, threads);
+  std::atomic<long> done{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto run = [&](int t) {
+    try {
+      const long begin = total * t / n, end = total * (t + 1) / n;
+      for (long i = begin; i < end; ++i) {
+        work(t, i);
+        ++done;
+      }
+    } catch (...) {
+      std::lock_guard lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(run, t);
+  std::atomic<bool> finished{false};
+  std::thread reporter;
+  if (progress)
+    reporter = std::thread([&] {
+      while (!finished) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        if (!finished) progress(done.load(), total);
+      }
+    });
+  run(0);
+  for (auto& th : pool) th.join();
+  finished = true;
+  if (reporter.joinable()) reporter.join();
+  if (failure) std::rethrow_exception(failure);
+  if (progress) progress(total, total);
+}
+
+}  // namespace tessera

@@ -1,0 +1,164 @@
+#include "tessera/pose_search.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "tessera/orientations.hpp"
+
+namespace tessera {
+namespace {
+
+struct Candidate {
+  Mat3 rotation;
+  double ox, oy, score;
+};
+
+bool better(const Candidate& a, const Candidate& b) { return a.score > b.score; }
+
+// Shared by both strategies: the reference, noise model and the full disk.
+class SearchBase : public PoseSearch {
+ public:
+  void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
+    reference_ = &reference;
+    inv_sigma2_ = inv_sigma2;
+    disk_ = FourierDisk::make(reference.box(), std::min(kmax_px, reference.box() / 2.0));
+  }
+
+ protected:
+  // Refines candidates level by level: rotations on a (2w+1)^3 neighbourhood
+  // of step `step`, offsets within `shift_range` of the candidate at
+  // `shift_step`; keeps `keep` candidates after each level.
+  Candidate refine(const ParticleInput& in, std::vector<Candidate> cands, double step, double final_step,
+                   int first_half_width, double shift_range, double shift_step, double final_shift_step,
+                   int keep) const {
+    std::vector<cfloat> proj, q;
+    int half_width = first_half_width;
+    while (true) {
+      // Multi-resolution: a coarse step cannot tell poses apart at high
+      // frequencies, so each level uses frequencies up to what its step
+      // resolves (the rotation moves frequency k by about k * step).
+      const bool last = step <= final_step * 1.0001 && shift_step <= final_shift_step * 1.0001;
+      const FourierDisk& disk = last ? disk_ : level_disk(step);
+      proj.resize(disk.size());
+      const ShiftTable shifts(disk, shift_range, shift_step);
+      std::vector<Candidate> next;
+      for (const Candidate& c : cands) {
+        const ParticleOnDisk p = put_on_disk(*in.transform, *in.ctf, inv_sigma2_, disk, c.ox, c.oy, in.scale);
+        for (const Mat3& r : local_orientation_grid(c.rotation, step, half_width)) {
+          reference_->project_points(r, disk.kx.data(), disk.ky.data(), disk.size(), proj.data());
+          const ShiftScore s = best_shift(p, proj.data(), shifts, q);
+          next.push_back({r, c.ox + shifts.dx(s.shift), c.oy + shifts.dy(s.shift), s.score});
+        }
+      }
+      keep = std::max(1, keep);
+      const std::size_t k = std::min<std::size_t>(keep, next.size());
+      std::partial_sort(next.begin(), next.begin() + k, next.end(), better);
+      next.resize(k);
+      cands = std::move(next);
+      if (last) break;
+      step = std::max(final_step, step / 2);
+      shift_range = shift_step;
+      shift_step = std::max(final_shift_step, shift_step / 2);
+      half_width = 1;
+      keep = keep / 2;
+    }
+    return cands.front();
+  }
+
+  // The disk for a refinement level: radius about 1 / (2 step) in units of the
+  // particle's half-box (a step of 15 degrees uses ~8 px at box 64).
+  const FourierDisk& level_disk(double step_deg) const {
+    const double k = std::min(disk_.kmax_px, (disk_.box / 8.0) * 15.0 / step_deg);
+    for (const auto& d : level_disks_)
+      if (std::abs(d.kmax_px - k) < 1e-9) return d;
+    return disk_;  // not prepared for this step: use every frequency
+  }
+
+  void prepare_levels(const std::vector<double>& steps) {
+    level_disks_.clear();
+    for (double s : steps)
+      level_disks_.push_back(FourierDisk::make(disk_.box, std::min(disk_.kmax_px, (disk_.box / 8.0) * 15.0 / s)));
+  }
+
+  const Projector* reference_ = nullptr;
+  std::vector<double> inv_sigma2_;
+  FourierDisk disk_;
+  std::vector<FourierDisk> level_disks_;
+};
+
+class GlobalSearch final : public SearchBase {
+ public:
+  explicit GlobalSearch(GlobalSearchOptions o) : o_(o), grid_(global_orientation_grid(o.coarse_step_deg)) {}
+
+  void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
+    SearchBase::prepare(reference, inv_sigma2, kmax_px);
+    std::vector<double> steps;
+    for (double st = o_.coarse_step_deg / 2; st > o_.final_step_deg * 1.0001; st /= 2) steps.push_back(st);
+    prepare_levels(steps);
+    coarse_ = FourierDisk::make(reference.box(), std::min(o_.coarse_kmax_px, disk_.kmax_px));
+    coarse_proj_.resize(grid_.size() * coarse_.size());
+    for (std::size_t i = 0; i < grid_.size(); ++i)
+      reference.project_points(grid_[i], coarse_.kx.data(), coarse_.ky.data(), coarse_.size(),
+                               coarse_proj_.data() + i * coarse_.size());
+    coarse_shifts_ = std::make_unique<ShiftTable>(coarse_, o_.shift_range_px, o_.coarse_shift_step_px);
+  }
+
+  PoseEstimate search(const ParticleInput& in) const override {
+    const double ox = in.current.origin_x_px, oy = in.current.origin_y_px;
+    const ParticleOnDisk p = put_on_disk(*in.transform, *in.ctf, inv_sigma2_, coarse_, ox, oy, in.scale);
+    std::vector<Candidate> all(grid_.size());
+    std::vector<cfloat> q;
+    for (std::size_t i = 0; i < grid_.size(); ++i) {
+      const ShiftScore s = best_shift(p, coarse_proj_.data() + i * coarse_.size(), *coarse_shifts_, q);
+      all[i] = {grid_[i], ox + coarse_shifts_->dx(s.shift), oy + coarse_shifts_->dy(s.shift), s.score};
+    }
+    const std::size_t k = std::min<std::size_t>(o_.candidates, all.size());
+    std::partial_sort(all.begin(), all.begin() + k, all.end(), better);
+    all.resize(k);
+    const Candidate best = refine(in, all, o_.coarse_step_deg / 2, o_.final_step_deg, 1, o_.coarse_shift_step_px,
+                                  o_.coarse_shift_step_px / 2, o_.final_shift_step_px, o_.candidates);
+    return {best.rotation, best.ox, best.oy, best.score};
+  }
+
+ private:
+  GlobalSearchOptions o_;
+  std::vector<Mat3> grid_;
+  FourierDisk coarse_;
+  std::vector<cfloat> coarse_proj_;
+  std::unique_ptr<ShiftTable> coarse_shifts_;
+};
+
+class LocalSearch final : public SearchBase {
+ public:
+  explicit LocalSearch(LocalSearchOptions o) : o_(o) {}
+
+  void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
+    SearchBase::prepare(reference, inv_sigma2, kmax_px);
+    std::vector<double> steps;
+    for (double st = o_.start_step_deg; st > o_.final_step_deg * 1.0001; st /= 2) steps.push_back(st);
+    prepare_levels(steps);
+  }
+
+  PoseEstimate search(const ParticleInput& in) const override {
+    const Candidate start{in.current.rotation, in.current.origin_x_px, in.current.origin_y_px, 0};
+    const double shift_step = std::max(o_.final_shift_step_px, o_.shift_range_px / 2);
+    const Candidate best = refine(in, {start}, o_.start_step_deg, o_.final_step_deg, 1, o_.shift_range_px, shift_step,
+                                  o_.final_shift_step_px, 2);
+    return {best.rotation, best.ox, best.oy, best.score};
+  }
+
+ private:
+  LocalSearchOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<PoseSearch> make_global_search(const GlobalSearchOptions& options) {
+  return std::make_unique<GlobalSearch>(options);
+}
+
+std::unique_ptr<PoseSearch> make_local_search(const LocalSearchOptions& options) {
+  return std::make_unique<LocalSearch>(options);
+}
+
+}  // namespace tessera

@@ -1,0 +1,364 @@
+#include "tessera/subtract.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "tessera/ctf.hpp"
+#include "tessera/error.hpp"
+#include "tessera/fsc.hpp"
+#include "tessera/mask.hpp"
+#include "tessera/simulate.hpp"
+
+namespace tessera {
+namespace {
+
+MapRegions split(const RealGrid& map, const RealGrid& mask, bool mask_keeps) {
+  if (!map.same_shape(mask))
+    throw InputError(fmt::format("subtraction: the mask is {}x{}x{}, the map {}x{}x{}", mask.nx(), mask.ny(), mask.nz(),
+                                 map.nx(), map.ny(), map.nz()));
+  check_mask(mask, "subtraction mask");
+  MapRegions r{RealGrid(map.nx(), map.ny(), map.nz()), RealGrid(map.nx(), map.ny(), map.nz())};
+  double removed = 0;
+  for (std::size_t i = 0; i < map.size(); ++i) {
+    const float keep = mask_keeps ? mask[i] : 1.0f - mask[i];
+    r.keep[i] = map[i] * keep;
+    r.remove[i] = map[i] - r.keep[i];
+    removed += std::abs(r.remove[i]);
+  }
+  if (removed == 0) throw InputError("subtraction: the mask keeps the whole map, nothing is left to subtract");
+  return r;
+}
+
+/// Least squares x ~ sum_j beta_j cols[j]: coefficients, the diagonal of
+/// (C^T C)^-1 and the residual sum of squares. A column that is (numerically)
+/// a combination of the others gets coefficient 0 and inverse diagonal 0.
+struct LeastSquares {
+  std::vector<double> beta, inv_diag;
+  double rss = 0;
+};
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+LeastSquares least_squares(const std::vector<const std::vector<double>*>& cols, const std::vector<double>& x) {
+  const std::size_t p = cols.size();
+  // Gauss-Jordan on [G | I | b], G = C^T C, with partial pivoting.
+  std::vector<std::vector<double>> m(p, std::vector<double>(2 * p + 1, 0.0));
+  double scale = 0;
+  for (std::size_t i = 0; i < p; ++i) {
+    for (std::size_t j = 0; j < p; ++j) m[i][j] = dot(*cols[i], *cols[j]);
+    m[i][p + i] = 1;
+    m[i][2 * p] = dot(*cols[i], x);
+    scale = std::max(scale, m[i][i]);
+  }
+  std::vector<bool> dropped(p, false);
+  for (std::size_t c = 0; c < p; ++c) {
+    std::size_t best = c;
+    for (std::size_t r = c + 1; r < p; ++r)
+      if (std::abs(m[r][c]) > std::abs(m[best][c])) best = r;
+    if (!(std::abs(m[best][c]) > 1e-12 * scale)) {
+      dropped[c] = true;
+      continue;
+    }
+    std::swap(m[c], m[best]);
+    const double pivot = m[c][c];
+    for (double& v : m[c]) v /= pivot;
+    for (std::size_t r = 0; r < p; ++r)
+      if (r != c && m[r][c] != 0) {
+        const double f = m[r][c];
+        for (std::size_t k = 0; k < m[r].size(); ++k) m[r][k] -= f * m[c][k];
+      }
+  }
+  LeastSquares out;
+  out.beta.assign(p, 0.0);
+  out.inv_diag.assign(p, 0.0);
+  for (std::size_t c = 0; c < p; ++c)
+    if (!dropped[c]) out.beta[c] = m[c][2 * p], out.inv_diag[c] = m[c][p + c];
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    double r = x[i];
+    for (std::size_t j = 0; j < p; ++j) r -= out.beta[j] * (*cols[j])[i];
+    out.rss += r * r;
+  }
+  return out;
+}
+
+/// The band-passed image and models over the fit region.
+struct Columns {
+  std::vector<double> image, remove, keep, ones;
+};
+
+double rms_of_residual(const std::vector<double>& x, const std::vector<double>& model) {
+  double s = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) s += (x[i] - model[i]) * (x[i] - model[i]);
+  return x.empty() ? 0.0 : std::sqrt(s / static_cast<double>(x.size()));
+}
+
+/// Chooses s' (and the constant) and fills every field but `left`.
+SubtractResult fit_scale(const SubtractOptions& o, const Columns& c, double particle_scale, double band_fraction) {
+  SubtractResult res;
+  std::vector<const std::vector<double>*> joint_cols{&c.remove, &c.keep};
+  if (o.fit_offset) joint_cols.push_back(&c.ones);
+  const LeastSquares joint = least_squares(joint_cols, c.image);
+  const double dof =
+      std::max<double>(1.0, static_cast<double>(c.image.size()) - static_cast<double>(joint_cols.size()));
+  const double noise_var = joint.rss / dof / band_fraction;  // white-noise variance per pixel
+  res.joint_scale = joint.beta[0];
+  res.joint_variance = noise_var * joint.inv_diag[0];
+  res.removed_power = dot(c.remove, c.remove);
+
+  std::vector<double> whole(c.image.size()), model(c.image.size());
+  for (std::size_t i = 0; i < whole.size(); ++i) whole[i] = c.remove[i] + c.keep[i];
+  if (o.scale_mode == ScaleMode::Fit && o.fit_model == FitModel::Separate) {
+    res.scale = joint.beta[0];
+    res.offset = o.fit_offset ? joint.beta[2] : 0.0;
+    res.scale_variance = res.joint_variance;
+    for (std::size_t i = 0; i < model.size(); ++i)
+      model[i] = res.scale * c.remove[i] + joint.beta[1] * c.keep[i] + res.offset;
+  } else {
+    if (o.scale_mode == ScaleMode::Fit) {
+      std::vector<const std::vector<double>*> cols{&whole};
+      if (o.fit_offset) cols.push_back(&c.ones);
+      const LeastSquares w = least_squares(cols, c.image);
+      res.scale = w.beta[0];
+      res.offset = o.fit_offset ? w.beta[1] : 0.0;
+      res.scale_variance = noise_var * w.inv_diag[0];
+    } else {
+      res.scale = o.scale_mode == ScaleMode::Refinement ? particle_scale : o.fixed_scale;
+    }
+    for (std::size_t i = 0; i < model.size(); ++i) model[i] = res.scale * whole[i] + res.offset;
+  }
+  res.residual_rms = rms_of_residual(c.image, model);
+  return res;
+}
+
+int checked_box(const std::vector<MapRegions>& regions) {
+  if (regions.empty() || regions.size() > 2) throw std::invalid_argument("Subtractor: give one map or two half maps");
+  const int n = regions.front().remove.nx();
+  for (const auto& r : regions)
+    for (const RealGrid* g : {&r.remove, &r.keep})
+      if (g->nx() != n || g->ny() != n || g->nz() != n || n < 4)
+        throw InputError(fmt::format("subtraction: maps must be cubes of one box (at least 4), got {}x{}x{} and box {}",
+                                     g->nx(), g->ny(), g->nz(), n));
+  return n;
+}
+
+void require_positive(const std::optional<double>& v, const char* name) {
+  if (v && !(*v > 0 && std::isfinite(*v)))
+    throw InputError(fmt::format("subtraction: {} must be a positive number, got {}", name, *v));
+}
+
+}  // namespace
+
+MapRegions split_keep(const RealGrid& map, const RealGrid& keep_mask) {
+  return split(map, keep_mask, true);
+}
+MapRegions split_remove(const RealGrid& map, const RealGrid& remove_mask) {
+  return split(map, remove_mask, false);
+}
+
+struct Subtractor::Models {
+  ComplexGrid remove, keep;
+};
+
+Subtractor::Subtractor(const std::vector<MapRegions>& regions, double pixel_A, SubtractOptions options)
+    : box_(checked_box(regions)), pixel_A_(pixel_A), opt_(std::move(options)), fft_(RealFft::plan_2d(box_, box_)) {
+  if (!(pixel_A > 0 && std::isfinite(pixel_A)))
+    throw InputError(fmt::format("subtraction: the pixel size must be positive, got {}", pixel_A));
+  if (!std::isfinite(opt_.fixed_scale)) throw InputError("subtraction: the fixed scale must be a finite number");
+  require_positive(opt_.fit_low_res_A, "fit_low_res_A");
+  require_positive(opt_.fit_high_res_A, "fit_high_res_A");
+  require_positive(opt_.fit_radius_px, "fit_radius_px");
+  require_positive(opt_.lowpass_A, "lowpass_A");
+  if (opt_.padding < 1) throw InputError("subtraction: padding must be at least 1");
+
+  const double r_lo = opt_.fit_low_res_A ? box_ * pixel_A_ / *opt_.fit_low_res_A : 0.0;
+  const double r_hi = std::min(box_ / 2.0, opt_.fit_high_res_A ? box_ * pixel_A_ / *opt_.fit_high_res_A : INFINITY);
+  band_ = RealGrid(box_ / 2 + 1, box_);
+  double inside = 0;
+  for (int y = 0; y < box_; ++y)
+    for (int x = 0; x <= box_ / 2; ++x) {
+      const int ky = fourier_index(y, box_);
+      const double r = std::sqrt(double(x) * x + double(ky) * ky);
+      if (r == 0 || r < r_lo - 1e-9 || r > r_hi + 1e-9) continue;
+      band_(x, y) = 1;
+      inside += (x == 0 || (box_ % 2 == 0 && x == box_ / 2)) ? 1.0 : 2.0;  // Friedel mates counted
+    }
+  if (inside == 0)
+    throw InputError(
+        fmt::format("subtraction: the fit band from fit_low_res_A {:.4g} A to fit_high_res_A {:.4g} A "
+                    "holds no frequency below Nyquist (box {}, {} A/px)",
+                    opt_.fit_low_res_A.value_or(INFINITY), opt_.fit_high_res_A.value_or(2 * pixel_A_), box_, pixel_A_));
+  band_fraction_ = inside / (double(box_) * box_);
+
+  for (const MapRegions& r : regions) {
+    auto prepare = [&](const RealGrid& v) { return opt_.lowpass_A ? lowpass(v, *opt_.lowpass_A, pixel_A_) : v; };
+    halves_.push_back(Half{Projector(prepare(r.remove), opt_.padding), Projector(prepare(r.keep), opt_.padding)});
+  }
+}
+
+const Subtractor::Half& Subtractor::half_for(const Particle& p) const {
+  if (halves_.size() == 1) return halves_.front();
+  if (p.half_set == 1 || p.half_set == 2) return halves_[static_cast<std::size_t>(p.half_set - 1)];
+  throw InputError(
+      fmt::format("particle {}: half set (rlnRandomSubset) is {}; with half maps every particle "
+                  "must be in half set 1 or 2",
+                  p.image.to_string(), p.half_set));
+}
+
+Subtractor::Models Subtractor::model_transforms(const Half& h, const Particle& p, const OpticsGroup& g) const {
+  const Mat3 a = euler_to_matrix(p.pose->angles);
+  Models m;
+  h.remove.project(a, m.remove);
+  h.keep.project(a, m.keep);
+  const double dx = -p.pose->origin_x_A / g.pixel_A, dy = -p.pose->origin_y_A / g.pixel_A;
+  phase_shift_2d(m.remove, box_, dx, dy);
+  phase_shift_2d(m.keep, box_, dx, dy);
+  if (opt_.apply_ctf) {
+    CtfParams c = CtfParams::of(p, g);
+    c.scale = 1;  // the contrast is what the fit finds
+    const RealGrid ctf = ctf_image(c, box_, box_, g.pixel_A);
+    for (std::size_t i = 0; i < ctf.size(); ++i) {
+      m.remove[i] *= ctf[i];
+      m.keep[i] *= ctf[i];
+    }
+  }
+  return m;
+}
+
+std::vector<double> Subtractor::band_passed(const ComplexGrid& f, const std::vector<std::size_t>& region) const {
+  ComplexGrid filtered = f;
+  for (std::size_t i = 0; i < filtered.size(); ++i) filtered[i] *= band_[i];
+  RealGrid real;
+  fft_.inverse(filtered, real);
+  corner_to_centre(real, false);
+  std::vector<double> out(region.size());
+  for (std::size_t i = 0; i < region.size(); ++i) out[i] = real[region[i]];
+  return out;
+}
+
+std::vector<std::size_t> Subtractor::fit_region(const ProjectionPose& pose) const {
+  const double radius = opt_.fit_radius_px.value_or(box_ / 2.0);
+  const double cx = box_ / 2 - pose.origin_x_A / pixel_A_, cy = box_ / 2 - pose.origin_y_A / pixel_A_;
+  std::vector<std::size_t> region;
+  for (int y = 0; y < box_; ++y)
+    for (int x = 0; x < box_; ++x)
+      if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= radius * radius)
+        region.push_back(static_cast<std::size_t>(y) * box_ + x);
+  return region;
+}
+
+SubtractResult Subtractor::subtract(RealGrid& image, const Particle& p, const OpticsGroup& g) const {
+  if (!p.pose)
+    throw InputError(fmt::format("particle {}: no pose (angles and origins are needed)", p.image.to_string()));
+  if (image.nx() != box_ || image.ny() != box_ || image.nz() != 1)
+    throw InputError(fmt::format("particle {}: image is {}x{}, the map's box is {}", p.image.to_string(), image.nx(),
+                                 image.ny(), box_));
+  for (float v : image.values())
+    if (!std::isfinite(v))
+      throw InputError(fmt::format("particle {}: the image has NaN or infinite values", p.image.to_string()));
+  const Models m = model_transforms(half_for(p), p, g);
+  RealGrid work = image;
+  centre_to_corner(work, false);
+  ComplexGrid fx;
+  fft_.forward(work, fx);
+
+  const std::vector<std::size_t> region = fit_region(*p.pose);
+  if (region.size() < 8)
+    throw InputError(fmt::format("particle {}: fewer than 8 pixels within the fit radius", p.image.to_string()));
+  Columns c{band_passed(fx, region), band_passed(m.remove, region), band_passed(m.keep, region),
+            std::vector<double>(region.size(), 1.0)};
+  SubtractResult res = fit_scale(opt_, c, p.scale, band_fraction_);
+
+  const auto s = static_cast<float>(res.scale);
+  for (std::size_t i = 0; i < fx.size(); ++i) fx[i] -= s * m.remove[i];
+  c.image = band_passed(fx, region);
+  std::vector<const std::vector<double>*> cols{&c.remove, &c.keep};
+  if (opt_.fit_offset) cols.push_back(&c.ones);
+  res.left = least_squares(cols, c.image).beta[0];
+
+  fft_.inverse(fx, image);
+  corner_to_centre(image, false);
+  return res;
+}
+
+SubtractSummary summarize(const std::vector<SubtractResult>& results) {
+  SubtractSummary s;
+  s.count = static_cast<long>(results.size());
+  if (results.empty()) return s;
+  double sum = 0, sum2 = 0, left = 0, noise = 0, signal = 0, resid = 0;
+  s.scale_min = s.scale_max = results.front().scale;
+  for (const SubtractResult& r : results) {
+    sum += r.scale, sum2 += r.scale * r.scale, resid += r.residual_rms;
+    s.scale_min = std::min(s.scale_min, r.scale);
+    s.scale_max = std::max(s.scale_max, r.scale);
+    left += (r.left * r.left - r.joint_variance + 2 * r.scale_variance) * r.removed_power;
+    noise += r.scale_variance * r.removed_power;
+    signal += (r.joint_scale * r.joint_scale - r.joint_variance) * r.removed_power;
+  }
+  const double n = static_cast<double>(results.size());
+  s.scale_mean = sum / n;
+  s.scale_sd = std::sqrt(std::max(0.0, sum2 / n - s.scale_mean * s.scale_mean));
+  s.residual_rms_mean = resid / n;
+  if (signal > 0) {
+    s.left_fraction = left / signal;
+    s.left_fraction_from_noise = noise / signal;
+  }
+  return s;
+}
+
+Recentring recentre(const ProjectionPose& pose, const std::array<int, 3>& point_px, double pixel_A) {
+  const Vec3 q{double(point_px[0]), double(point_px[1]), double(point_px[2])};
+  const Vec3 aq = multiply(euler_to_matrix(pose.angles), q);
+  const double dx = pose.origin_x_A / pixel_A - aq[0], dy = pose.origin_y_A / pixel_A - aq[1];
+  Recentring r;
+  r.shift_x_px = static_cast<int>(std::lround(dx));
+  r.shift_y_px = static_cast<int>(std::lround(dy));
+  r.pose = pose;
+  r.pose.origin_x_A = (dx - r.shift_x_px) * pixel_A;
+  r.pose.origin_y_A = (dy - r.shift_y_px) * pixel_A;
+  return r;
+}
+
+RealGrid shift_and_window(const RealGrid& g, const std::array<int, 3>& shift_px, int new_box) {
+  const int n = g.nx();
+  const bool volume = g.nz() > 1;
+  if (g.ny() != n || (volume && g.nz() != n) || n < 1)
+    throw std::invalid_argument("shift_and_window: needs a square image or a cube");
+  if (new_box < 1) throw std::invalid_argument("shift_and_window: new_box must be positive");
+  const int off = n / 2 - new_box / 2;
+  auto source = [&](int u, int shift) {  // index in g of moved position u, or -1 outside the box
+    if (u < 0 || u >= n) return -1;
+    return ((u - shift) % n + n) % n;
+  };
+  RealGrid out(new_box, new_box, volume ? new_box : 1);
+  for (int z = 0; z < out.nz(); ++z) {
+    const int sz = volume ? source(z + off, shift_px[2]) : 0;
+    if (sz < 0) continue;
+    for (int y = 0; y < new_box; ++y) {
+      const int sy = source(y + off, shift_px[1]);
+      if (sy < 0) continue;
+      for (int x = 0; x < new_box; ++x) {
+        const int sx = source(x + off, shift_px[0]);
+        if (sx >= 0) out(x, y, z) = g(sx, sy, sz);
+      }
+    }
+  }
+  return out;
+}
+
+std::array<int, 3> rounded_centre_of_mass(const RealGrid& v) {
+  double mass = 0;
+  for (float x : v.values()) mass += std::max(0.0f, x);
+  if (!(mass > 0)) throw InputError("centre of mass: the volume has no positive value");
+  const Vec3 c = centre_of_mass_px(v);
+  return {static_cast<int>(std::lround(c[0])), static_cast<int>(std::lround(c[1])),
+          static_cast<int>(std::lround(c[2]))};
+}
+
+}  // namespace tessera

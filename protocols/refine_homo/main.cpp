@@ -1,0 +1,177 @@
+// tessera_refine_homo: gold-standard homogeneous 3D refinement of particles
+// against an initial volume (global pose search, then local), with dynamic
+// masking, per-particle scale, symmetry and --continue.
+#include <fmt/format.h>
+
+#include "common/cli.hpp"
+#include "common/io.hpp"
+#include "common/run_context.hpp"
+#include "refine_homo/finish.hpp"
+#include "refine_homo/state.hpp"
+#include "tessera/error.hpp"
+#include "tessera/mrc.hpp"
+#include "tessera/particle_images.hpp"
+#include "tessera/refine.hpp"
+#include "tessera/symmetry.hpp"
+
+namespace tp = tessera::protocol;
+using namespace tessera;
+
+namespace {
+
+void declare_search(tp::Schema& s) {
+  const std::string sec = "Pose search";
+  s.add_int("global_iterations", "Global iterations",
+            {.default_value = 2, .min = 1, .max = 10,
+             .help = "Iterations that search all orientations (no prior); later iterations search locally.",
+             .section = sec});
+  s.add_float("coarse_step_deg", "Coarse angular step",
+              {.default_value = 15.0, .min = 3.0, .max = 30.0, .unit = "deg",
+               .help = "Step of the exhaustive grid of the global search (multi-resolution: the best "
+                       "candidates are then refined with halved steps at higher frequencies).",
+               .section = sec, .level = tp::Level::Advanced});
+  s.add_float("global_final_step_deg", "Global final step", {.default_value = 1.875, .min = 0.1, .unit = "deg",
+                                                              .section = sec, .level = tp::Level::Advanced});
+  s.add_float("local_final_step_deg", "Local final step",
+              {.default_value = 0.9375, .min = 0.05, .unit = "deg", .help = "Finest angular step of local searches.",
+               .section = sec});
+  s.add_float("shift_range_A", "Shift range",
+              {.default_value = 12.0, .min = 0.0, .unit = "A", .help = "Global search: offsets within this radius.",
+               .section = sec});
+  s.add_int("candidates", "Candidates", {.default_value = 8, .min = 1, .max = 64,
+                                         .help = "Poses kept from the exhaustive pass for refinement.",
+                                         .section = sec, .level = tp::Level::Advanced});
+  s.add_float("max_align_res_A", "Maximum alignment resolution",
+              {.min = 0.0, .min_exclusive = true, .unit = "A", .help = "Never align beyond this resolution.",
+               .section = sec});
+  s.add_int("minibatch_size", "Mini-batch size",
+            {.default_value = 0, .min = 0,
+             .help = "Align only this many random particles in the global iterations before the last (0: all).",
+             .section = sec, .level = tp::Level::Advanced});
+}
+
+void declare_model(tp::Schema& s) {
+  s.add_string("symmetry", "Symmetry", {.default_value = "C1", .help = "C<n>, D<n>, T, O, I, I1-I4 (RELION)."});
+  s.add_float("initial_lowpass_A", "Initial low-pass", {.default_value = 30.0, .min = 2.0, .unit = "A"});
+  s.add_float("gsfsc_split_A", "GSFSC split resolution",
+              {.default_value = 20.0, .min = 2.0, .unit = "A",
+               .help = "Frequencies coarser than this are shared by the two half sets."});
+  s.add_float("particle_diameter_A", "Particle diameter",
+              {.min = 0.0, .min_exclusive = true, .unit = "A", .help = "Default: 0.8 x box."});
+  s.add_float("window_inner_frac", "Window inner radius",
+              {.default_value = 0.85, .min = 0.0, .max = 1.0, .help = "Fraction of box/2.",
+               .section = "Parameters", .level = tp::Level::Advanced});
+  s.add_float("window_outer_frac", "Window outer radius",
+              {.default_value = 0.99, .min = 0.0, .max = 1.0, .help = "Fraction of box/2.",
+               .section = "Parameters", .level = tp::Level::Advanced});
+  s.add_bool("minimize_scale", "Minimize per-particle scale", {.default_value = true});
+  s.add_bool("reset_scale", "Reset input scales", {.default_value = false});
+  const std::string m = "Dynamic mask";
+  s.add_float("mask_threshold", "Threshold", {.default_value = 0.2, .min = 0.0, .max = 1.0,
+                                              .help = "Fraction of the map's maximum.", .section = m});
+  s.add_float("mask_near_A", "Near padding", {.default_value = 6.0, .min = 0.0, .unit = "A", .section = m});
+  s.add_float("mask_far_A", "Far padding", {.default_value = 12.0, .min = 0.0, .unit = "A",
+                                            .help = "Width of the soft edge.", .section = m});
+  s.add_float("mask_start_res_A", "Start resolution", {.default_value = 12.0, .min = 0.0, .unit = "A", .section = m});
+  const std::string c = "Convergence";
+  s.add_int("final_passes", "Final passes", {.default_value = 1, .min = 0, .max = 10, .section = c});
+  s.add_int("patience", "Patience", {.default_value = 2, .min = 1, .max = 10,
+                                     .help = "Iterations without improvement before the final passes.",
+                                     .section = c, .level = tp::Level::Advanced});
+  s.add_int("max_iterations", "Maximum iterations", {.default_value = 20, .min = 1, .max = 200, .section = c});
+}
+
+tp::Schema make_schema() {
+  tp::Schema s;
+  s.name = "tessera_refine_homo";
+  s.version = "0.1.0";
+  s.label = "homogeneous refinement";
+  s.description =
+      "Gold-standard 3D refinement of particles against an initial volume: two half sets refined "
+      "independently (sharing frequencies coarser than the GSFSC split), global pose search over SO(3) and "
+      "shifts (exhaustive coarse grid, then multi-resolution refinement of the best candidates), then local "
+      "searches; noise model per shell, per-particle contrast scale, Wiener regularization from the half-map "
+      "FSC, dynamic masking, symmetry. Writes the particles with poses, the map, sharpened map, half maps, "
+      "masks and FSC curves.";
+  s.scipion_base_class = "ProtRefine3D";
+  s.support.resume = true;
+  s.add_input("particles", tp::InputKind::Particles, "Particles", {.help = "Particles with CTF (STAR or sqlite)."});
+  s.add_input("reference", tp::InputKind::Volume, "Initial volume", {.help = "Low-passed before use."});
+  s.add_input("mask", tp::InputKind::Mask, "Static mask",
+              {.help = "Alignment mask used instead of the dynamic mask (the FSC uses its own masks).",
+               .required = false});
+  declare_model(s);
+  declare_search(s);
+  tp::declare_refine_outputs(s);
+  return s;
+}
+
+RefineOptions refine_options(const tp::Values& v, int box, double pixel_A) {
+  RefineOptions o;
+  o.threads = v.run().threads;
+  o.seed = static_cast<std::uint64_t>(v.run().seed);
+  o.symmetry = SymmetryGroup::parse(v.get<std::string>("symmetry")).matrices();
+  o.initial_lowpass_A = v.get<double>("initial_lowpass_A");
+  o.gsfsc_split_A = v.get<double>("gsfsc_split_A");
+  o.max_align_res_A = v.get_optional<double>("max_align_res_A");
+  o.particle_diameter_A = v.get_optional<double>("particle_diameter_A").value_or(0.8 * box * pixel_A);
+  o.window_inner_frac = v.get<double>("window_inner_frac");
+  o.window_outer_frac = v.get<double>("window_outer_frac");
+  o.minimize_scale = v.get<bool>("minimize_scale");
+  o.reset_scale = v.get<bool>("reset_scale");
+  o.mask_threshold = v.get<double>("mask_threshold");
+  o.mask_near_A = v.get<double>("mask_near_A");
+  o.mask_far_A = v.get<double>("mask_far_A");
+  o.mask_start_res_A = v.input_optional("mask") ? 0.0 : v.get<double>("mask_start_res_A");
+  o.global_iterations = v.get<int>("global_iterations");
+  o.final_passes = v.get<int>("final_passes");
+  o.patience = v.get<int>("patience");
+  o.max_iterations = v.get<int>("max_iterations");
+  o.minibatch_size = v.get<std::int64_t>("minibatch_size");
+  o.global.coarse_step_deg = v.get<double>("coarse_step_deg");
+  o.global.final_step_deg = v.get<double>("global_final_step_deg");
+  o.global.shift_range_px = v.get<double>("shift_range_A") / pixel_A;
+  o.global.candidates = v.get<int>("candidates");
+  o.global.coarse_kmax_px = box / 8.0;
+  o.local.final_step_deg = v.get<double>("local_final_step_deg");
+  return o;
+}
+
+void work(const tp::Values& v, tp::RunContext& ctx) {
+  ParticleSet set = tp::load_particles(v.input("particles"));
+  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", v.input("particles").string()));
+  const double pixel_A = set.optics_of(set.particles.front()).pixel_A;
+  const tp::LoadedVolume ref = tp::load_volume(v.input("reference"));
+  const int box = particle_box(set);
+  tp::check_same_grid(ref, v.input("reference"), tp::LoadedVolume{RealGrid(box, box, box), pixel_A}, "the particles");
+  std::optional<tp::LoadedVolume> mask;
+  if (auto m = v.input_optional("mask")) {
+    mask = tp::load_volume(*m);
+    tp::check_same_grid(*mask, *m, ref, v.input("reference").string());
+  }
+  const RefineOptions o = refine_options(v, box, pixel_A);
+
+  std::optional<RefineState> resumed = v.run().resume ? tp::load_state(ctx.out_dir()) : std::nullopt;
+  RefineState st = resumed ? std::move(*resumed) : start_refinement(std::move(set), ref.data, pixel_A, o);
+  if (mask && !resumed) st.mask = mask->data;
+  ctx.info(resumed ? fmt::format("continuing after iteration {}", st.iteration)
+                   : fmt::format("{} particles, box {} at {} A/px", st.particles.particles.size(), box, pixel_A));
+  const auto reg = make_fsc_regularizer();
+  RefineCallbacks cb;
+  cb.log = [&](const std::string& line) { ctx.info(line); };
+  cb.progress = [&](long done, long total) { ctx.progress("align", done, total); };
+  cb.iteration_done = [&](const RefineState& s) {
+    tp::save_state(ctx.out_dir(), s, pixel_A);
+    const IterationStats& h = s.history.back();
+    ctx.event("iteration", {{"iteration", h.iteration}, {"resolution_A", h.resolution_A},
+                            {"align_res_A", h.align_res_A}, {"mean_angle_change_deg", h.mean_angle_change_deg},
+                            {"mean_shift_change_px", h.mean_shift_change_px}, {"mean_scale", h.mean_scale},
+                            {"wall_s", h.wall_s}});
+  };
+  run_refinement(st, pixel_A, o, *reg, cb);
+  tp::write_refine_outputs(ctx, st, pixel_A, v.run().seed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return tp::run_program(make_schema(), argc, argv, work); }

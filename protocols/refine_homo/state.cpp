@@ -1,0 +1,91 @@
+#include "refine_homo/state.hpp"
+
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/run_context.hpp"
+#include "tessera/error.hpp"
+#include "tessera/mrc.hpp"
+#include "tessera/particles_star.hpp"
+
+namespace tessera::protocol {
+namespace fs = std::filesystem;
+namespace {
+
+nlohmann::json stats_json(const IterationStats& s) {
+  return {{"iteration", s.iteration},         {"global_search", s.global_search},
+          {"aligned", s.aligned},             {"resolution_A", s.resolution_A},
+          {"align_res_A", s.align_res_A},     {"mean_angle_change_deg", s.mean_angle_change_deg},
+          {"mean_shift_change_px", s.mean_shift_change_px}, {"mean_scale", s.mean_scale},
+          {"wall_s", s.wall_s}};
+}
+
+IterationStats stats_from(const nlohmann::json& j) {
+  IterationStats s;
+  s.iteration = j.at("iteration");
+  s.global_search = j.at("global_search");
+  s.aligned = j.at("aligned");
+  s.resolution_A = j.at("resolution_A");
+  s.align_res_A = j.at("align_res_A");
+  s.mean_angle_change_deg = j.at("mean_angle_change_deg");
+  s.mean_shift_change_px = j.at("mean_shift_change_px");
+  s.mean_scale = j.at("mean_scale");
+  s.wall_s = j.at("wall_s");
+  return s;
+}
+
+}  // namespace
+
+void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) {
+  const fs::path dir = out_dir / "state";
+  fs::create_directories(dir);
+  write_particles_star(dir / "particles.star", st.particles, fs::absolute(dir));
+  write_mrc(dir / "half_A.mrc", st.half_a, pixel_A);
+  write_mrc(dir / "half_B.mrc", st.half_b, pixel_A);
+  write_mrc(dir / "raw_A.mrc", st.raw_a, pixel_A);
+  write_mrc(dir / "raw_B.mrc", st.raw_b, pixel_A);
+  write_mrc(dir / "mask.mrc", st.mask, pixel_A);
+  nlohmann::json j = {{"iteration", st.iteration},
+                      {"fsc", st.fsc},
+                      {"resolution_A", st.resolution_A},
+                      {"best_resolution_A", st.best_resolution_A},
+                      {"iterations_without_gain", st.iterations_without_gain},
+                      {"final_passes_left", st.final_passes_left},
+                      {"noise_power", st.noise_power},
+                      {"done", st.done},
+                      {"history", nlohmann::json::array()}};
+  for (const auto& h : st.history) j["history"].push_back(stats_json(h));
+  atomic_write_text(dir / "state.json", j.dump(1) + "\n");
+}
+
+std::optional<RefineState> load_state(const fs::path& out_dir) {
+  const fs::path dir = out_dir / "state";
+  if (!fs::exists(dir / "state.json")) return std::nullopt;
+  std::ifstream in(dir / "state.json");
+  nlohmann::json j;
+  try {
+    in >> j;
+    RefineState st;
+    st.particles = read_particles_star(dir / "particles.star", dir);
+    st.half_a = read_mrc(dir / "half_A.mrc").data;
+    st.half_b = read_mrc(dir / "half_B.mrc").data;
+    st.raw_a = read_mrc(dir / "raw_A.mrc").data;
+    st.raw_b = read_mrc(dir / "raw_B.mrc").data;
+    st.mask = read_mrc(dir / "mask.mrc").data;
+    st.iteration = j.at("iteration");
+    st.fsc = j.at("fsc").get<std::vector<double>>();
+    st.resolution_A = j.at("resolution_A");
+    st.best_resolution_A = j.at("best_resolution_A");
+    st.iterations_without_gain = j.at("iterations_without_gain");
+    st.final_passes_left = j.at("final_passes_left");
+    st.noise_power = j.at("noise_power").get<std::vector<double>>();
+    st.done = j.at("done");
+    for (const auto& h : j.at("history")) st.history.push_back(stats_from(h));
+    return st;
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: cannot continue from this state: {}", (dir / "state.json").string(), e.what()));
+  }
+}
+
+}  // namespace tessera::protocol

@@ -1,0 +1,18 @@
+#pragma once
+// Saving and loading a refinement's state after each finished iteration, for
+// --continue: <out>/state/{particles.star, half_A.mrc, half_B.mrc, raw_A.mrc, raw_B.mrc, mask.mrc,
+// state.json}. state.json is written last, so its presence marks a complete
+// iteration; doubles are stored in shortest round-trip form, so a resumed run
+// continues bit for bit.
+#include <filesystem>
+#include <optional>
+
+#include "tessera/refine.hpp"
+
+namespace tessera::protocol {
+
+void save_state(const std::filesystem::path& out_dir, const RefineState& state, double pixel_A);
+/// The state saved in out_dir, or nothing when no iteration has finished there.
+std::optional<RefineState> load_state(const std::filesystem::path& out_dir);
+
+}  // namespace tessera::protocol

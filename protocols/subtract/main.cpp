@@ -1,0 +1,400 @@
+// tessera_subtract: removes the signal of one region of a map from every
+// particle, at each particle's own contrast (engine/include/tessera/subtract.hpp),
+// optionally re-centring the particles on the kept region in a new box.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "common/cli.hpp"
+#include "common/io.hpp"
+#include "common/run_context.hpp"
+#include "tessera/error.hpp"
+#include "tessera/mask.hpp"
+#include "tessera/mrc.hpp"
+#include "tessera/star.hpp"
+#include "tessera/subtract.hpp"
+
+namespace tp = tessera::protocol;
+namespace fs = std::filesystem;
+using namespace tessera;
+
+namespace {
+
+tp::Schema make_schema() {
+  tp::Schema s;
+  s.name = "tessera_subtract";
+  s.version = "0.1.0";
+  s.label = "subtract particles";
+  s.description =
+      "Subtracts the signal of one region of a map from every particle: the region is projected at the "
+      "particle's pose, multiplied by its CTF, scaled to the particle's own contrast (fitted by least squares "
+      "over a resolution band and radius, or taken from the refinement, or fixed) and subtracted, so no shadow "
+      "is left where the contrast varies from particle to particle. With two half maps each half set is "
+      "subtracted with its own. Optionally re-centres the particles on the kept region in a new box, with the "
+      "poses updated; the original image names are kept (rlnImageOriginalName) so the step can be reverted.";
+  s.scipion_base_class = "ProtOperateParticles";
+  s.add_input("particles", tp::InputKind::Particles, "Particles",
+              {.help = "Particles with poses and CTF (RELION STAR or Scipion sqlite).",
+               .pointer_condition = "hasAlignmentProj"});
+  s.add_input("map", tp::InputKind::Volume, "Map",
+              {.help = "The refined map. Give it, or the two half maps.", .required = false});
+  s.add_input(
+      "half_map_A", tp::InputKind::Volume, "Half map A",
+      {.help = "Half map of half set 1 (rlnRandomSubset 1); with half map B instead of the map.", .required = false});
+  s.add_input("half_map_B", tp::InputKind::Volume, "Half map B",
+              {.help = "Half map of half set 2.", .required = false});
+  s.add_input("mask", tp::InputKind::Mask, "Mask",
+              {.help = "Soft mask (values in [0, 1]) of the region to keep: everything outside it is subtracted "
+                       "(or, with --mask-role remove, of the region to subtract)."});
+  s.add_choice("mask_role", "Mask is", {"keep", "remove"},
+               {.default_value = "keep", .help = "keep: the mask marks what stays; remove: what is subtracted."});
+  s.add_choice("scale", "Contrast scale", {"fit", "refinement", "fixed"},
+               {.default_value = "fit",
+                .help = "fit: least squares per particle; refinement: the particles' rlnCtfScalefactor; fixed: "
+                        "one scale for all."});
+  s.add_float("fixed_scale", "Fixed scale",
+              {.default_value = 1.0,
+               .help = "Scale of the subtracted projection for every particle.",
+               .condition = "scale == 'fixed'"});
+  s.add_choice("fit_model", "Fitted model", {"whole", "separate"},
+               {.default_value = "whole",
+                .help = "whole: one contrast for the whole particle (map projection); separate: the kept region "
+                        "gets a free coefficient of its own (robust when it moved, noisier).",
+                .section = "Fit",
+                .condition = "scale == 'fit'"});
+  s.add_bool("fit_offset", "Fit an offset",
+             {.help = "Also fit a constant (background level) with the scale; it is not subtracted.",
+              .section = "Fit",
+              .condition = "scale == 'fit'"});
+  s.add_float("fit_low_res_A", "Fit from resolution",
+              {.min = 0.0,
+               .min_exclusive = true,
+               .unit = "A",
+               .help = "Lowest resolution used in the fit; default: every frequency but zero.",
+               .section = "Fit"});
+  s.add_float("fit_high_res_A", "Fit up to resolution",
+              {.min = 0.0,
+               .min_exclusive = true,
+               .unit = "A",
+               .help = "Highest resolution used in the fit (e.g. the map's); default: Nyquist.",
+               .section = "Fit"});
+  s.add_float("fit_radius_A", "Fit radius",
+              {.min = 0.0,
+               .min_exclusive = true,
+               .unit = "A",
+               .help = "Fit the pixels within this radius of the particle centre; default: half the box.",
+               .section = "Fit"});
+  s.add_float("lowpass_A", "Low-pass reference",
+              {.min = 0.0,
+               .min_exclusive = true,
+               .unit = "A",
+               .help = "Low-pass the map (raised cosine, 2 shells) before projecting it.",
+               .section = "Fit"});
+  s.add_bool("ctf", "Apply CTF", {.default_value = true, .help = "Multiply the projections by the particles' CTF."});
+  s.add_bool("recentre", "Re-centre on the kept region",
+             {.help = "Move each particle so the kept region's centre of mass (the keep mask's, or with "
+                      "--mask-role remove the kept density's) is at the image centre; poses are updated.",
+              .section = "Re-centring"});
+  s.add_int("new_box_px", "New box",
+            {.min = 8,
+             .unit = "px",
+             .help = "Cut the subtracted particles to this (even) box; default: the same box.",
+             .section = "Re-centring"});
+  s.add_int(
+      "padding", "Padding",
+      {.default_value = 2, .min = 1, .max = 4, .help = "Oversampling of the projector.", .level = tp::Level::Advanced});
+  s.add_output("particles_star", tp::OutputKind::ParticlesStar, "Subtracted particles (STAR)");
+  s.add_output("particles_sqlite", tp::OutputKind::ParticlesSqlite, "Subtracted particles (Scipion)");
+  s.add_output(
+      "table", tp::OutputKind::Table, "Per-particle scales",
+      {.help = "STAR table: scale, offset, fit residual and the removed region's coefficient left, per particle."});
+  s.add_output("summary", tp::OutputKind::Table, "Summary",
+               {.help = "JSON: scale statistics and the estimated fraction of the removed region's signal left."});
+  s.add_output("kept_map", tp::OutputKind::Volume, "Kept region",
+               {.help = "The map times the kept mask, re-centred and cut like the particles: a reference for them."});
+  return s;
+}
+
+struct Inputs {
+  ParticleSet set;
+  std::vector<MapRegions> regions;  // one, or two half maps
+  double voxel_A = 0;
+  int box = 0, new_box = 0;
+  std::optional<std::array<int, 3>> centre;  // re-centre on this voxel (from the map centre)
+  std::unique_ptr<Subtractor> subtractor;
+};
+
+void check_particles(const ParticleSet& set, const fs::path& file, int box, double voxel_A, bool halves,
+                     const std::string& map_name) {
+  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", file.string()));
+  for (const Particle& p : set.particles) {
+    if (!p.pose)
+      throw InputError(fmt::format("{}: particle {} has no pose (angles); subtraction needs refined poses",
+                                   file.string(), p.image.to_string()));
+    if (halves && p.half_set != 1 && p.half_set != 2)
+      throw InputError(fmt::format("{}: particle {} is in no half set (rlnRandomSubset); half maps need 1 or 2",
+                                   file.string(), p.image.to_string()));
+  }
+  for (const OpticsGroup& g : set.optics) {
+    if (std::abs(g.pixel_A - voxel_A) > 1e-3 * voxel_A)
+      throw InputError(fmt::format("{}: optics group {} has {:.4g} A/px, the map ({}) {:.4g} A/px", file.string(),
+                                   g.number, g.pixel_A, map_name, voxel_A));
+    if (g.image_size != 0 && g.image_size != box)
+      throw InputError(fmt::format("{}: optics group {} has images of {} px, the map ({}) a box of {}", file.string(),
+                                   g.number, g.image_size, map_name, box));
+  }
+  std::map<fs::path, long> last_index;
+  for (const Particle& p : set.particles) {
+    long& last = last_index[set.stack_path(p)];
+    last = std::max(last, p.image.index);
+  }
+  for (const auto& [stack, last] : last_index) {
+    const MrcInfo info = read_mrc_info(stack);
+    if (info.nx != box || info.ny != box)
+      throw InputError(fmt::format("{}: images are {}x{}, the map's box is {}", stack.string(), info.nx, info.ny, box));
+    if (last > info.nz)
+      throw InputError(
+          fmt::format("{}: has {} images, the particles refer to image {}", stack.string(), info.nz, last));
+  }
+}
+
+std::vector<tp::LoadedVolume> load_maps(const tp::Values& v) {
+  const auto map = v.input_optional("map"), ha = v.input_optional("half_map_A"), hb = v.input_optional("half_map_B");
+  if (map && (ha || hb)) throw InputError("--map: give the map or the two half maps, not both");
+  if (!map && !(ha && hb)) throw InputError("--map: give the map, or both --half-map-A and --half-map-B");
+  if (map) return {tp::load_volume(*map)};
+  std::vector<tp::LoadedVolume> halves{tp::load_volume(*ha), tp::load_volume(*hb)};
+  tp::check_same_grid(halves[1], *hb, halves[0], ha->string());
+  return halves;
+}
+
+SubtractOptions subtract_options(const tp::Values& v, double voxel_A) {
+  SubtractOptions o;
+  const std::string scale = v.get<std::string>("scale");
+  o.scale_mode = scale == "fit" ? ScaleMode::Fit : scale == "refinement" ? ScaleMode::Refinement : ScaleMode::Fixed;
+  if (o.scale_mode == ScaleMode::Fixed) o.fixed_scale = v.get<double>("fixed_scale");
+  if (o.scale_mode == ScaleMode::Fit) {
+    o.fit_model = v.get<std::string>("fit_model") == "separate" ? FitModel::Separate : FitModel::Whole;
+    o.fit_offset = v.get<bool>("fit_offset");
+  }
+  o.fit_low_res_A = v.get_optional<double>("fit_low_res_A");
+  o.fit_high_res_A = v.get_optional<double>("fit_high_res_A");
+  if (o.fit_low_res_A && o.fit_high_res_A && *o.fit_high_res_A > *o.fit_low_res_A)
+    throw InputError(fmt::format("--fit-high-res-A ({} A) is coarser than --fit-low-res-A ({} A)", *o.fit_high_res_A,
+                                 *o.fit_low_res_A));
+  if (auto r = v.get_optional<double>("fit_radius_A")) o.fit_radius_px = *r / voxel_A;
+  o.lowpass_A = v.get_optional<double>("lowpass_A");
+  o.apply_ctf = v.get<bool>("ctf");
+  o.padding = v.get<int>("padding");
+  return o;
+}
+
+std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
+  auto in = std::make_shared<Inputs>();
+  const std::vector<tp::LoadedVolume> maps = load_maps(v);
+  in->voxel_A = maps[0].voxel_A;
+  in->box = maps[0].data.nx();
+  const fs::path mask_file = v.input("mask");
+  const tp::LoadedVolume mask = tp::load_volume(mask_file);
+  tp::check_same_grid(mask, mask_file, maps[0], "the map");
+  check_mask(mask.data, mask_file.string());
+  const bool keep = v.get<std::string>("mask_role") == "keep";
+  for (const auto& m : maps)
+    in->regions.push_back(keep ? split_keep(m.data, mask.data) : split_remove(m.data, mask.data));
+
+  const fs::path particles = v.input("particles");
+  in->set = tp::load_particles(particles);
+  const fs::path map_file = v.input_optional("map") ? v.input("map") : v.input("half_map_A");
+  check_particles(in->set, particles, in->box, in->voxel_A, maps.size() == 2, map_file.string());
+
+  in->new_box = v.get_optional<int>("new_box_px").value_or(in->box);
+  if (in->new_box > in->box || in->new_box % 2 != 0)
+    throw InputError(fmt::format("--new-box-px: {} must be even and at most the box ({})", in->new_box, in->box));
+  if (v.get<bool>("recentre")) in->centre = rounded_centre_of_mass(keep ? mask.data : in->regions[0].keep);
+  in->subtractor = std::make_unique<Subtractor>(in->regions, in->voxel_A, subtract_options(v, in->voxel_A));
+  return in;
+}
+
+/// One thread's stack readers, opened on first use.
+class Readers {
+ public:
+  RealGrid read(const ParticleSet& set, const Particle& p) {
+    const fs::path stack = set.stack_path(p);
+    auto it = readers_.find(stack);
+    if (it == readers_.end()) it = readers_.emplace(stack, MrcStackReader(stack)).first;
+    return it->second.read(p.image.index);
+  }
+
+ private:
+  std::map<fs::path, MrcStackReader> readers_;
+};
+
+struct Done {
+  std::vector<SubtractResult> results;
+  std::vector<Particle> particles;  // with the new image names and poses
+};
+
+// Particles begin + t, begin + t + threads, ... (< begin + n) into images[k].
+void subtract_chunk(const Inputs& in, Done& done, std::vector<RealGrid>& images, Readers& readers, long begin, long n,
+                    int t, int threads) {
+  for (long k = t; k < n; k += threads) {
+    const std::size_t i = static_cast<std::size_t>(begin + k);
+    Particle& p = done.particles[i];
+    RealGrid img = readers.read(in.set, p);
+    done.results[i] = in.subtractor->subtract(img, p, in.set.optics_of(p));
+    std::array<int, 3> shift{0, 0, 0};
+    if (in.centre) {
+      const Recentring r = recentre(*p.pose, *in.centre, in.voxel_A);
+      shift = {r.shift_x_px, r.shift_y_px, 0};
+      p.pose = r.pose;
+    }
+    images[static_cast<std::size_t>(k)] =
+        in.centre || in.new_box != in.box ? shift_and_window(img, shift, in.new_box) : std::move(img);
+  }
+}
+
+// Subtracts, re-centres and windows every particle on all threads, appending
+// the images to `stack` in order.
+Done process(const Inputs& in, MrcStackWriter& stack, int threads, tp::RunContext& ctx) {
+  const long count = static_cast<long>(in.set.particles.size());
+  const long chunk = std::max(1, threads) * 32L;
+  std::vector<Readers> readers(static_cast<std::size_t>(threads));
+  Done done;
+  done.results.resize(static_cast<std::size_t>(count));
+  done.particles = in.set.particles;
+  std::vector<RealGrid> images(static_cast<std::size_t>(chunk));
+  for (long begin = 0; begin < count; begin += chunk) {
+    const long n = std::min(chunk, count - begin);
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+    auto task = [&](int t) noexcept {
+      try {
+        subtract_chunk(in, done, images, readers[static_cast<std::size_t>(t)], begin, n, t, threads);
+      } catch (...) {
+        errors[static_cast<std::size_t>(t)] = std::current_exception();
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(task, t);
+    task(0);
+    for (auto& th : pool) th.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);  // an InputError (a NaN image) still exits with 2
+    for (long k = 0; k < n; ++k) stack.append(images[static_cast<std::size_t>(k)]);
+    ctx.progress("subtract", begin + n, count);
+  }
+  return done;
+}
+
+ParticleSet output_set(const Inputs& in, Done& done, const fs::path& out_dir, const std::string& stack_name) {
+  ParticleSet set = in.set;
+  int original = set.particle_extra_index("rlnImageOriginalName");
+  if (original < 0) {
+    set.particle_extra_labels.push_back("rlnImageOriginalName");
+    for (Particle& p : done.particles) p.extra.emplace_back();
+    original = static_cast<int>(set.particle_extra_labels.size()) - 1;
+  }
+  for (std::size_t i = 0; i < done.particles.size(); ++i) {
+    Particle& p = done.particles[i];
+    const ImageRef source{p.image.index, fs::absolute(in.set.stack_path(p)).lexically_normal().string()};
+    p.extra[static_cast<std::size_t>(original)] = source.to_string();
+    p.image = ImageRef{static_cast<long>(i) + 1, stack_name};
+  }
+  set.particles = std::move(done.particles);
+  for (OpticsGroup& g : set.optics) g.image_size = in.new_box;
+  set.base_dir = fs::absolute(out_dir);
+  return set;
+}
+
+void write_table(tp::RunContext& ctx, const ParticleSet& set, const std::vector<SubtractResult>& results) {
+  StarTable t;
+  t.name = "subtraction";
+  t.labels = {"rlnImageName",          "rlnImageOriginalName",  "tesseraSubtractScale",
+              "tesseraSubtractOffset", "tesseraFitResidualRms", "tesseraScaleVariance",
+              "tesseraJointScale",     "tesseraRemovedLeft",    "tesseraRemovedPower"};
+  const auto original = static_cast<std::size_t>(set.particle_extra_index("rlnImageOriginalName"));
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const SubtractResult& r = results[i];
+    const Particle& p = set.particles[i];
+    t.rows.push_back({p.image.to_string(), p.extra[original], fmt::format("{:.6g}", r.scale),
+                      fmt::format("{:.6g}", r.offset), fmt::format("{:.6g}", r.residual_rms),
+                      fmt::format("{:.6g}", r.scale_variance), fmt::format("{:.6g}", r.joint_scale),
+                      fmt::format("{:.6g}", r.left), fmt::format("{:.6g}", r.removed_power)});
+  }
+  StarFile f;
+  f.blocks.push_back(std::move(t));
+  write_star(ctx.path("subtraction.star"), f);
+  ctx.add_output("table", "subtraction.star", {{"rows", results.size()}});
+}
+
+void write_summary(tp::RunContext& ctx, const tp::Values& v, const Inputs& in, const SubtractSummary& s) {
+  tp::Json centre = in.centre ? tp::Json{(*in.centre)[0], (*in.centre)[1], (*in.centre)[2]} : tp::Json(nullptr);
+  const tp::Json doc = {
+      {"particles", s.count},
+      {"scale_mode", v.get<std::string>("scale")},
+      {"mask_role", v.get<std::string>("mask_role")},
+      {"half_maps", in.regions.size() == 2},
+      {"scale", {{"mean", s.scale_mean}, {"sd", s.scale_sd}, {"min", s.scale_min}, {"max", s.scale_max}}},
+      {"residual_rms_mean", s.residual_rms_mean},
+      {"removed_signal_left_fraction", s.left_fraction},
+      {"removed_signal_left_fraction_from_scale_noise", s.left_fraction_from_noise},
+      {"note",
+       "estimated from the particles: the removed region's contrast left in them (scale errors and noise); "
+       "density that the mask assigns to the kept region is kept by design and not counted"},
+      {"recentred_on_voxel", centre},
+      {"box_px", in.new_box}};
+  tp::atomic_write_text(ctx.path("subtraction.json"), doc.dump(2) + "\n");
+  ctx.add_output("summary", "subtraction.json", {{"removed_signal_left_fraction", s.left_fraction}});
+  ctx.event("summary", doc,
+            fmt::format("scale {:.3f} +- {:.3f} (min {:.3f}, max {:.3f}); estimated signal of the removed region "
+                        "left: {:.2f}% (of which {:.2f}% from noise in the fitted scales)",
+                        s.scale_mean, s.scale_sd, s.scale_min, s.scale_max, 100 * s.left_fraction,
+                        100 * s.left_fraction_from_noise));
+}
+
+void run(const tp::Values& v, tp::RunContext& ctx, Inputs& in) {
+  const int threads = std::max(1, ctx.options().threads);
+  ctx.info(fmt::format("{} particles, box {} at {} A/px, {} map(s), mask {}s the region; output box {}",
+                       in.set.particles.size(), in.box, in.voxel_A, in.regions.size(), v.get<std::string>("mask_role"),
+                       in.new_box));
+  if (in.centre)
+    ctx.info(fmt::format("re-centring on voxel ({}, {}, {}) from the map centre", (*in.centre)[0], (*in.centre)[1],
+                         (*in.centre)[2]));
+  const std::string stack_name = "particles_subtracted.mrcs";
+  MrcStackWriter stack(ctx.path(stack_name), in.new_box, in.new_box, in.voxel_A);
+  Done done = process(in, stack, threads, ctx);
+  stack.finish();
+  const SubtractSummary summary = summarize(done.results);
+  const std::vector<SubtractResult> results = std::move(done.results);
+  const ParticleSet set = output_set(in, done, ctx.out_dir(), stack_name);
+  tp::save_particles(ctx, set, "particles_subtracted", "particles_star", "particles_sqlite");
+  write_table(ctx, set, results);
+  write_summary(ctx, v, in, summary);
+
+  RealGrid kept = in.regions[0].keep;
+  if (in.regions.size() == 2)
+    for (std::size_t i = 0; i < kept.size(); ++i) kept[i] = 0.5f * (kept[i] + in.regions[1].keep[i]);
+  if (in.centre)
+    kept = shift_and_window(kept, {-(*in.centre)[0], -(*in.centre)[1], -(*in.centre)[2]}, in.new_box);
+  else if (in.new_box != in.box)
+    kept = shift_and_window(kept, {0, 0, 0}, in.new_box);
+  tp::save_volume(ctx, "kept_map", "kept_map.mrc", kept, in.voxel_A);
+}
+
+// Inputs are read and checked first: an InputError (exit 2) leaves nothing
+// behind, as run_program removes the output folder it created.
+void work(const tp::Values& v, tp::RunContext& ctx) {
+  const std::shared_ptr<Inputs> in = load_inputs(v);
+  run(v, ctx, *in);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return tp::run_program(make_schema(), argc, argv, work);
+}

@@ -1,0 +1,100 @@
+// Pose search against ground truth: particles simulated at known poses must
+// be found at those poses, to within the final sampling step.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "tessera/ctf.hpp"
+#include "tessera/fft.hpp"
+#include "tessera/orientations.hpp"
+#include "tessera/pose_search.hpp"
+#include "tessera/random.hpp"
+#include "tessera/simulate.hpp"
+
+namespace tessera {
+namespace {
+
+struct Errors {
+  double median_deg, max_shift_px;
+};
+
+Errors search_errors(PoseSearch& search, bool local, std::optional<double> snr) {
+  const int box = 48;
+  const double px = 3.0;
+  const RealGrid vol = phantom_volume(box, px, 21);
+  SimulationOptions o;
+  o.count = 20;
+  o.pixel_A = px;
+  o.origin_sigma_A = 3;
+  o.snr = snr;
+  o.seed = 5;
+  const Simulator sim({vol}, o);
+  const Projector ref(vol);
+  std::vector<double> inv_sigma2(box / 2 + 1, 1.0 / (sim.noise_sigma() > 0 ? std::pow(sim.noise_sigma(), 2) * box * box : 1.0));
+  search.prepare(ref, inv_sigma2, box / 2.0 - 1);
+  std::vector<double> ang;
+  double max_shift = 0;
+  for (long i = 0; i < o.count; ++i) {
+    RealGrid img;
+    const SimulatedParticle sp = sim.make(i, img);
+    centre_to_corner(img, false);
+    const ComplexGrid f = fft_2d(img);
+    CtfParams c = CtfParams::of(sp.particle, sim.optics());
+    c.scale = 1;
+    const RealGrid ctf = ctf_image(c, box, box, px);
+    const Mat3 truth = euler_to_matrix(sp.particle.pose->angles);
+    ParticleInput in{&f, &ctf, sp.particle.scale, {}};
+    if (local) {
+      // Start 4 degrees and 1.5 px away from the truth.
+      in.current.rotation = multiply(axis_angle_matrix({1, 2, 0.5}, 4.0), truth);
+      in.current.origin_x_px = sp.particle.pose->origin_x_A / px + 1.5;
+      in.current.origin_y_px = sp.particle.pose->origin_y_A / px - 1.0;
+    }
+    const PoseEstimate e = search.search(in);
+    ang.push_back(rotation_distance_deg(e.rotation, truth));
+    max_shift = std::max({max_shift, std::abs(e.origin_x_px - sp.particle.pose->origin_x_A / px),
+                          std::abs(e.origin_y_px - sp.particle.pose->origin_y_A / px)});
+  }
+  std::sort(ang.begin(), ang.end());
+  return {ang[ang.size() / 2], max_shift};
+}
+
+TEST(PoseSearch, GlobalFindsNoiseFreePoses) {
+  auto search = make_global_search({});
+  const Errors e = search_errors(*search, false, std::nullopt);
+  // Final step 1.875 deg: the best grid point lies within ~1 deg of the truth.
+  EXPECT_LT(e.median_deg, 1.5);
+  EXPECT_LT(e.max_shift_px, 0.5);
+}
+
+TEST(PoseSearch, GlobalFindsNoisyPoses) {
+  auto search = make_global_search({});
+  const Errors e = search_errors(*search, false, 0.5);
+  EXPECT_LT(e.median_deg, 3.0);
+}
+
+TEST(PoseSearch, LocalConvergesFromANearbyPose) {
+  auto search = make_local_search({});
+  const Errors e = search_errors(*search, true, std::nullopt);
+  // Final step 0.94 deg.
+  EXPECT_LT(e.median_deg, 0.8);
+  EXPECT_LT(e.max_shift_px, 0.3);
+}
+
+TEST(Orientations, GlobalGridCoversTheSphereEvenly) {
+  const std::vector<Mat3> grid = global_orientation_grid(15);
+  // Every random rotation is within ~ step of a grid rotation.
+  Rng rng = item_rng(1, 2);
+  double worst = 0;
+  for (int i = 0; i < 200; ++i) {
+    const Mat3 r = euler_to_matrix(random_euler(rng));
+    double best = 180;
+    for (const Mat3& g : grid) best = std::min(best, rotation_distance_deg(r, g));
+    worst = std::max(worst, best);
+  }
+  EXPECT_LT(worst, 15.0);
+}
+
+}  // namespace
+}  // namespace tessera
