@@ -1,0 +1,285 @@
+// tessera_view_volume rendered offscreen (--export) and checked pixel by pixel
+// against the volume: slice grey levels are the voxels under the chosen
+// contrast (contrast.hpp's formula, computed here), in the documented layout
+// (XY: x right, y down from row 0; XZ: x right, z down; YZ: y right, z down),
+// at the zoom; projections are sums; an overlaid mask tints by its value, a
+// second volume draws its contour; the maximum-intensity rendering at two views
+// and the surface of a sphere match what they must be.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+
+#include "tessera/grid.hpp"
+#include "tessera/mrc.hpp"
+#include "viewer_test_util.hpp"
+
+namespace tessera::test {
+namespace {
+
+// A value per voxel that differs from its neighbours on every axis.
+RealGrid test_volume(int nx, int ny, int nz) {
+  RealGrid v(nx, ny, nz);
+  for (int z = 0; z < nz; ++z)
+    for (int y = 0; y < ny; ++y)
+      for (int x = 0; x < nx; ++x)
+        v(x, y, z) = static_cast<float>(std::sin(0.9 * x + 0.31 * y * y) + std::cos(1.7 * z - 0.4 * x * y) + 0.05 * z);
+  return v;
+}
+
+// The picture of a slice or projection along `axis` ('x', 'y', 'z'), computed
+// here from the layout the viewer documents.
+RealGrid expected_picture(const RealGrid& v, char axis, std::optional<int> index) {
+  const int w = axis == 'x' ? v.ny() : v.nx(), h = axis == 'z' ? v.ny() : v.nz();
+  const int depth = axis == 'x' ? v.nx() : axis == 'y' ? v.ny() : v.nz();
+  RealGrid out(w, h);
+  for (int j = 0; j < h; ++j)
+    for (int i = 0; i < w; ++i) {
+      double sum = 0;
+      for (int k = index.value_or(0); k < (index ? *index + 1 : depth); ++k)
+        sum += axis == 'z' ? v(i, j, k) : axis == 'y' ? v(i, k, j) : v(k, i, j);
+      out(i, j) = static_cast<float>(sum);
+    }
+  return out;
+}
+
+std::pair<double, double> mean_sd(const RealGrid& v) {
+  double mean = 0, var = 0;
+  for (float x : v.values()) mean += x;
+  mean /= static_cast<double>(v.size());
+  for (float x : v.values()) var += (x - mean) * (x - mean);
+  return {mean, std::sqrt(var / static_cast<double>(v.size()))};
+}
+
+const Json& panel(const Json& g, const std::string& kind, const std::string& axis) {
+  for (const auto& p : g.at("figure").at("panels"))
+    if (p.at("kind") == kind && p.at("axis") == axis) return p;
+  throw std::runtime_error("no panel " + kind + " " + axis);
+}
+
+// Every picture pixel of `p` (at integer zoom) against expected colour f(x, y) of grid pixel (x, y).
+void expect_pixels(const QImage& img, const Json& p, int zoom, const std::function<QRgb(int, int)>& f,
+                   const std::string& what) {
+  const int x0 = p.at("rect")[0], y0 = p.at("rect")[1], w = p.at("rect")[2], h = p.at("rect")[3];
+  int bad = 0;
+  for (int j = 0; j < h; ++j)
+    for (int i = 0; i < w; ++i) {
+      const QRgb want = f(i / zoom, j / zoom), got = img.pixel(x0 + i, y0 + j);
+      const int d = std::max(
+          {std::abs(qRed(want) - qRed(got)), std::abs(qGreen(want) - qGreen(got)), std::abs(qBlue(want) - qBlue(got))});
+      if (d > 1 && bad++ < 5) ADD_FAILURE() << what << " pixel (" << i << ", " << j << "): " << d << " levels off";
+    }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+QRgb grey(int g) {
+  return qRgb(g, g, g);
+}
+
+class ViewVolume : public ::testing::Test {
+ protected:
+  fs::path write_volume(const std::string& name, const RealGrid& v) {
+    const fs::path p = tmp_ / name;
+    write_mrc(p, v, 2.0);
+    return p;
+  }
+  Json export_png(const std::vector<std::string>& args, const std::string& keep_as, QImage& img) {
+    const fs::path png = tmp_ / "out.png", geo = tmp_ / "out.json";
+    std::vector<std::string> a = args;
+    a.insert(a.end(), {"--export", png.string(), "--geometry-json", geo.string()});
+    const RunResult r = run_viewer(tmp_, "volume", a);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    if (r.exit_code != 0) throw std::runtime_error("viewer failed");
+    keep_png(png, keep_as);
+    img = load_png(png);
+    return load_json(geo);
+  }
+  TempDir tmp_;
+};
+
+// Slices at chosen positions, zoom 2, sigma contrast over the volume, and the
+// projections under the same mode over their own values. The box is 24 x 20 x 16
+// so that a swapped axis changes the panels' shapes.
+TEST_F(ViewVolume, SlicesAndProjectionsAreTheVolumeUnderTheContrast) {
+  const RealGrid v = test_volume(24, 20, 16);
+  const fs::path file = write_volume("v.mrc", v);
+  QImage img;
+  const Json g = export_png({file.string(), "--zoom", "2", "--slice-x", "5", "--slice-y", "7", "--slice-z", "9",
+                             "--contrast", "sigma:2", "--panels", "slices,projections"},
+                            "volume_slices_projections.png", img);
+  const auto [mean, sd] = mean_sd(v);
+  const double lo = mean - 2 * sd, hi = mean + 2 * sd;
+  const std::map<char, int> index{{'x', 5}, {'y', 7}, {'z', 9}};
+  for (const auto& [axis, k] : index) {
+    const Json& p = panel(g, "slice", std::string(1, axis));
+    const RealGrid s = expected_picture(v, axis, k);
+    EXPECT_EQ(p.at("rect")[2], 2 * s.nx()) << axis;
+    EXPECT_EQ(p.at("rect")[3], 2 * s.ny()) << axis;
+    EXPECT_EQ(p.at("index"), k);
+    expect_pixels(
+        img, p, 2, [&](int x, int y) { return grey(expected_grey(s(x, y), lo, hi)); }, std::string("slice ") + axis);
+    const RealGrid proj = expected_picture(v, axis, std::nullopt);
+    const auto [pm, ps] = mean_sd(proj);
+    expect_pixels(
+        img, panel(g, "projection", std::string(1, axis)), 2,
+        [&](int x, int y) { return grey(expected_grey(proj(x, y), pm - 2 * ps, pm + 2 * ps)); },
+        std::string("projection ") + axis);
+  }
+}
+
+// A mask overlaid as a tint: channel = round(g (1 - a) + c a), a = opacity * mask.
+TEST_F(ViewVolume, MaskOverlayTintsByItsValue) {
+  const RealGrid v = test_volume(24, 20, 16);
+  RealGrid mask(24, 20, 16, 0.0f);
+  for (int z = 0; z < 16; ++z)
+    for (int y = 0; y < 20; ++y)
+      for (int x = 0; x < 24; ++x) mask(x, y, z) = x >= 3 && x <= 10 && y >= 2 && y <= 8 ? 1.0f : x >= 14 ? 0.5f : 0.0f;
+  const fs::path file = write_volume("v.mrc", v), mfile = write_volume("mask.mrc", mask);
+  QImage img;
+  const Json g = export_png({file.string(), "--overlay", mfile.string(), "--overlay-opacity", "0.6", "--overlay-color",
+                             "#00ff00", "--contrast", "minmax", "--zoom", "3"},
+                            "volume_mask_tint.png", img);
+  const auto [mn, mx] = std::minmax_element(v.values().begin(), v.values().end());
+  for (char axis : {'x', 'y', 'z'}) {
+    const int k = (axis == 'x' ? 24 : axis == 'y' ? 20 : 16) / 2;
+    const RealGrid s = expected_picture(v, axis, k), m = expected_picture(mask, axis, k);
+    expect_pixels(
+        img, panel(g, "slice", std::string(1, axis)), 3,
+        [&](int x, int y) {
+          const int grey_level = expected_grey(s(x, y), *mn, *mx);
+          const double a = 0.6 * m(x, y);
+          const int green = static_cast<int>(std::lround(grey_level * (1 - a) + 255 * a));
+          const int other = static_cast<int>(std::lround(grey_level * (1 - a)));
+          return qRgb(other, green, other);
+        },
+        std::string("tinted slice ") + axis);
+  }
+}
+
+// A second volume's contour: exactly the voxels at or above the level with a
+// 4-neighbour in the slice below it (or at the slice's edge).
+TEST_F(ViewVolume, SecondVolumeOverlayDrawsItsContour) {
+  const RealGrid v = test_volume(24, 20, 16);
+  RealGrid blob(24, 20, 16);
+  for (int z = 0; z < 16; ++z)
+    for (int y = 0; y < 20; ++y)
+      for (int x = 0; x < 24; ++x)
+        blob(x, y, z) =
+            static_cast<float>(5 - std::sqrt((x - 11.0) * (x - 11.0) + (y - 9.0) * (y - 9.0) + (z - 8.0) * (z - 8.0)));
+  const fs::path file = write_volume("v.mrc", v), bfile = write_volume("blob.mrc", blob);
+  QImage img;
+  const Json g = export_png({file.string(), "--overlay", bfile.string(), "--overlay-level", "0", "--overlay-color",
+                             "#ff00ff", "--contrast", "minmax"},
+                            "volume_contour.png", img);
+  const auto [mn, mx] = std::minmax_element(v.values().begin(), v.values().end());
+  for (char axis : {'x', 'y', 'z'}) {
+    const int k = (axis == 'x' ? 24 : axis == 'y' ? 20 : 16) / 2;
+    const RealGrid s = expected_picture(v, axis, k), b = expected_picture(blob, axis, k);
+    int edges = 0;
+    expect_pixels(
+        img, panel(g, "slice", std::string(1, axis)), 1,
+        [&](int x, int y) {
+          const auto below = [&](int xx, int yy) {
+            return xx < 0 || yy < 0 || xx >= b.nx() || yy >= b.ny() || b(xx, yy) < 0;
+          };
+          const bool edge = b(x, y) >= 0 && (below(x - 1, y) || below(x + 1, y) || below(x, y - 1) || below(x, y + 1));
+          edges += edge;
+          return edge ? qRgb(255, 0, 255) : grey(expected_grey(s(x, y), *mn, *mx));
+        },
+        std::string("contoured slice ") + axis);
+    EXPECT_GT(edges, 20) << axis;  // the circle of radius 5 is there to be drawn
+  }
+}
+
+// Maximum intensity: at (0, 0, 0) the maximum along z; at tilt 90 (RELION's
+// A = [[0,0,-1],[0,1,0],[1,0,0]], so pixel (i, j) sees the volume points
+// (10 + t, j, 20 - i) of a 20^3 box) the maximum along x, z reversed, and the
+// box's minimum in column 0, whose ray runs outside the box.
+TEST_F(ViewVolume, MaximumIntensityAtTwoViews) {
+  const RealGrid v = test_volume(20, 20, 20);
+  const fs::path file = write_volume("cube.mrc", v);
+  const float vmin = *std::min_element(v.values().begin(), v.values().end());
+  for (const auto& [view, name] : {std::pair{"0,0,0", "top"}, std::pair{"0,90,0", "side"}}) {
+    RealGrid want(20, 20);
+    for (int j = 0; j < 20; ++j)
+      for (int i = 0; i < 20; ++i) {
+        float m = -1e30f;
+        for (int t = 0; t < 20; ++t)
+          m = std::max(m, std::string(name) == "top" ? v(i, j, t) : (i == 0 ? vmin : v(t, j, 20 - i)));
+        want(i, j) = m;
+      }
+    QImage img;
+    const Json g = export_png({file.string(), "--panels", "mip", "--view", view, "--zoom", "2"},
+                              std::string("volume_mip_") + name + ".png", img);
+    const auto [lo, hi] = std::minmax_element(want.values().begin(), want.values().end());
+    expect_pixels(
+        img, panel(g, "mip", "z"), 2, [&](int x, int y) { return grey(expected_grey(want(x, y), *lo, *hi)); },
+        std::string("mip ") + name);
+  }
+}
+
+// The surface of a sphere (distance field 10 - r, level 0) seen head-on:
+// brightness 0.15 + 0.85 cos(angle to the viewer) = 0.15 + 0.85 sqrt(1 - d^2 / 100)
+// at distance d from the centre, black outside. Trilinear interpolation of the
+// distance field and +-1 voxel gradients bend the normal by well under a
+// degree inside d < 8 (measured: at most 1 grey level off; 4 allows for
+// rounding elsewhere, while a normal 10 degrees off costs 10 or more near the
+// rim); the rim, where the brightness changes fastest, is left out.
+TEST_F(ViewVolume, SurfaceOfASphereIsShadedByItsNormal) {
+  RealGrid ball(32, 32, 32);
+  for (int z = 0; z < 32; ++z)
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 32; ++x)
+        ball(x, y, z) = static_cast<float>(
+            10 - std::sqrt((x - 16.0) * (x - 16.0) + (y - 16.0) * (y - 16.0) + (z - 16.0) * (z - 16.0)));
+  const fs::path file = write_volume("ball.mrc", ball);
+  QImage img;
+  const Json g = export_png({file.string(), "--panels", "surface", "--surface-level", "0", "--zoom", "4"},
+                            "volume_surface_sphere.png", img);
+  const Json& p = panel(g, "surface", "z");
+  const int x0 = p.at("rect")[0], y0 = p.at("rect")[1];
+  int checked = 0, worst = 0;
+  for (int j = 0; j < 32; ++j)
+    for (int i = 0; i < 32; ++i) {
+      const double d = std::hypot(i - 16.0, j - 16.0);
+      const int got = qGreen(img.pixel(x0 + 4 * i + 1, y0 + 4 * j + 1));
+      if (d > 10.5) {
+        EXPECT_EQ(got, 0) << i << ", " << j;
+      } else if (d < 8) {
+        worst = std::max(worst, std::abs(got - expected_grey(0.15 + 0.85 * std::sqrt(1 - d * d / 100), 0, 1)));
+        ++checked;
+      }
+    }
+  std::cout << "[ measured ] surface shading, worst of " << checked << " pixels: " << worst << " grey levels\n";
+  EXPECT_LE(worst, 4);
+  EXPECT_GT(checked, 190);  // pi * 8^2 = 201 pixels
+}
+
+TEST_F(ViewVolume, BadInputExits2WithOneErrorLineAndWritesNothing) {
+  const fs::path file = write_volume("v.mrc", test_volume(24, 20, 16));
+  const fs::path other = write_volume("other.mrc", test_volume(20, 20, 16));
+  write_text(tmp_ / "text.mrc", "not a map");
+  const fs::path png = tmp_ / "never.png";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{(tmp_ / "missing.mrc").string()}, "missing.mrc"},
+      {{(tmp_ / "text.mrc").string()}, "text.mrc"},
+      {{file.string(), "--overlay", other.string()}, "other.mrc"},
+      {{file.string(), "--slice-z", "16"}, "--slice-z"},
+      {{file.string(), "--contrast", "sigma:-1"}, "--contrast"},
+      {{file.string(), "--panels", "slices,holograms"}, "holograms"},
+      {{file.string(), "--view", "1,2"}, "--view"},
+  };
+  for (const auto& [args, culprit] : cases) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), {"--export", png.string()});
+    const RunResult r = run_viewer(tmp_, "volume", a);
+    EXPECT_EQ(r.exit_code, 2) << culprit << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("ERROR: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(culprit), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(png)) << culprit;
+  }
+}
+
+}  // namespace
+}  // namespace tessera::test

@@ -1,0 +1,161 @@
+// tessera_view_volume: orthogonal slices through an MRC volume with a second
+// volume or a mask overlaid, projections along the axes, and a maximum-intensity
+// or surface rendering at a chosen view; contrast, zoom, slice positions.
+#include <fmt/format.h>
+
+#include <QColor>
+#include <cmath>
+#include <filesystem>
+
+#include "common/viewer_app.hpp"
+#include "tessera/error.hpp"
+#include "tessera/mrc.hpp"
+#include "volume/volume_figure.hpp"
+#include "volume/volume_window.hpp"
+
+using namespace tessera;
+using namespace tessera::viewer;
+namespace fs = std::filesystem;
+
+namespace {
+
+NamedVolume load(const fs::path& path) {
+  MrcMap m = read_mrc(path);
+  for (std::size_t i = 0; i < m.data.size(); ++i)
+    if (!std::isfinite(m.data[i]))
+      throw InputError(fmt::format("{}: voxel {} is {} (NaN or infinite values)", path.string(), i, m.data[i]));
+  return {std::move(m.data), m.voxel_A, path.filename().string()};
+}
+
+double mean_plus_sigmas(const RealGrid& v, double k) {
+  double mean = 0, var = 0;
+  for (float x : v.values()) mean += x;
+  mean /= static_cast<double>(v.size());
+  for (float x : v.values()) var += (x - mean) * (x - mean);
+  return mean + k * std::sqrt(var / static_cast<double>(v.size()));
+}
+
+Euler parse_view(const QCommandLineParser& p) {
+  const auto parts = option_list(p, "view");
+  if (parts.size() != 3)
+    throw InputError(fmt::format("--view: '{}' is not ROT,TILT,PSI", p.value("view").toStdString()));
+  std::array<double, 3> a{};
+  for (int i = 0; i < 3; ++i) {
+    std::size_t used = 0;
+    try {
+      a[i] = std::stod(parts[i], &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != parts[i].size() || !std::isfinite(a[i]))
+      throw InputError(fmt::format("--view: '{}' is not a number", parts[i]));
+  }
+  return {a[0], a[1], a[2]};
+}
+
+void parse_panels(const QCommandLineParser& p, VolumeSettings& s) {
+  s.slices = s.projections = s.mip = s.surface = false;
+  for (const auto& name : option_list(p, "panels")) {
+    if (name == "slices")
+      s.slices = true;
+    else if (name == "projections")
+      s.projections = true;
+    else if (name == "mip")
+      s.mip = true;
+    else if (name == "surface")
+      s.surface = true;
+    else
+      throw InputError(fmt::format("--panels: '{}' is not slices, projections, mip or surface", name));
+  }
+  if (!s.slices && !s.projections && !s.mip && !s.surface) throw InputError("--panels: choose at least one panel");
+}
+
+int slice_index(const QCommandLineParser& p, const char* option, int size) {
+  if (!p.isSet(option)) return size / 2;
+  return option_int(p, option, 0, size - 1);
+}
+
+OverlaySettings parse_overlay(const QCommandLineParser& p, const RealGrid& overlay) {
+  OverlaySettings o;
+  const auto [mn, mx] = std::minmax_element(overlay.values().begin(), overlay.values().end());
+  const bool is_mask = *mn >= 0 && *mx <= 1;
+  o.style = is_mask ? OverlaySettings::Style::Tint : OverlaySettings::Style::Contour;
+  if (p.isSet("overlay-style")) {
+    const QString style = p.value("overlay-style");
+    if (style != "tint" && style != "contour")
+      throw InputError(fmt::format("--overlay-style: '{}' is not tint or contour", style.toStdString()));
+    o.style = style == "tint" ? OverlaySettings::Style::Tint : OverlaySettings::Style::Contour;
+  }
+  o.range = is_mask ? Limits{0, 1} : Limits{*mn, *mx};
+  if (p.isSet("overlay-range")) {
+    const ContrastSpec r = ContrastSpec::parse("range:" + p.value("overlay-range").toStdString(), "--overlay-range");
+    o.range = {r.lo, r.hi};
+  }
+  o.level = p.isSet("overlay-level") ? option_double(p, "overlay-level") : is_mask ? 0.5 : mean_plus_sigmas(overlay, 3);
+  o.opacity = option_double(p, "overlay-opacity", 0);
+  if (o.opacity > 1) throw InputError("--overlay-opacity: must lie in [0, 1]");
+  o.color = QColor(p.value("overlay-color"));
+  if (!o.color.isValid())
+    throw InputError(fmt::format("--overlay-color: '{}' is not a colour", p.value("overlay-color").toStdString()));
+  return o;
+}
+
+std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
+  const QStringList args = p.positionalArguments();
+  if (args.size() != 1) throw InputError("give one MRC volume (the overlay goes with --overlay)");
+  NamedVolume volume = load(args[0].toStdString());
+  const RealGrid& v = volume.data;
+  std::optional<NamedVolume> overlay;
+  VolumeSettings s;
+  if (p.isSet("overlay")) {
+    overlay = load(p.value("overlay").toStdString());
+    if (!overlay->data.same_shape(v))
+      throw InputError(fmt::format("--overlay {}: {} x {} x {} voxels, the volume has {} x {} x {}",
+                                   p.value("overlay").toStdString(), overlay->data.nx(), overlay->data.ny(),
+                                   overlay->data.nz(), v.nx(), v.ny(), v.nz()));
+    s.overlay = parse_overlay(p, overlay->data);
+  }
+  s.index = {slice_index(p, "slice-x", v.nx()), slice_index(p, "slice-y", v.ny()), slice_index(p, "slice-z", v.nz())};
+  s.contrast = ContrastSpec::parse(p.value("contrast").toStdString());
+  s.zoom = option_double(p, "zoom", 0.05);
+  if (s.zoom > 64) throw InputError("--zoom: at most 64");
+  parse_panels(p, s);
+  s.view = parse_view(p);
+  s.surface_level = p.isSet("surface-level") ? option_double(p, "surface-level") : mean_plus_sigmas(v, 3);
+  return std::make_unique<VolumeFigure>(std::move(volume), std::move(overlay), s);
+}
+
+void add_options(QCommandLineParser& p) {
+  p.addOption({"slice-x", "Slice through x (YZ panel), voxels from 0 (default: the centre, n/2).", "I"});
+  p.addOption({"slice-y", "Slice through y (XZ panel).", "I"});
+  p.addOption({"slice-z", "Slice through z (XY panel).", "I"});
+  p.addOption({"contrast", "minmax, sigma:K, percentile:P or range:LO,HI (over the whole volume).", "SPEC", "sigma:3"});
+  p.addOption({"zoom", "Picture pixels per voxel (nearest neighbour).", "Z", "1"});
+  p.addOption({"panels", "Panels to draw: slices, projections, mip, surface.", "LIST", "slices"});
+  p.addOption(
+      {"view", "Viewing direction of mip and surface: RELION Euler angles in degrees.", "ROT,TILT,PSI", "0,0,0"});
+  p.addOption({"surface-level", "Surface threshold (default: mean + 3 standard deviations).", "L"});
+  p.addOption({"overlay", "A second volume or a mask of the same shape, drawn on the slices.", "FILE"});
+  p.addOption({"overlay-style", "tint (default for a mask: values in [0, 1]) or contour (otherwise).", "STYLE"});
+  p.addOption({"overlay-range", "Tint: overlay values mapped to opacity 0..1 (default 0,1 for a mask, else min,max).",
+               "LO,HI"});
+  p.addOption({"overlay-level", "Contour level (default 0.5 for a mask, else mean + 3 standard deviations).", "L"});
+  p.addOption({"overlay-opacity", "Tint opacity at the top of the range.", "A", "0.45"});
+  p.addOption({"overlay-color", "Overlay colour (#rrggbb or a name).", "COLOR", "#ff2828"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ViewerSpec spec;
+  spec.name = "tessera_view_volume";
+  spec.description =
+      "Orthogonal slices through an MRC volume, with a mask or second volume overlaid; projections along the axes; "
+      "maximum-intensity and surface renderings at a view. Row 0 of every picture is drawn on top.";
+  spec.positional = "volume";
+  spec.positional_help = "MRC volume (.mrc, .map).";
+  spec.add_options = add_options;
+  spec.make_figure = make_figure;
+  spec.make_window = [](Figure& f) { return make_volume_window(static_cast<VolumeFigure&>(f)); };
+  return run_viewer(argc, argv, spec);
+}

@@ -1,0 +1,222 @@
+#include "volume/volume_figure.hpp"
+
+#include <fmt/format.h>
+
+#include <QFontMetrics>
+#include <QGuiApplication>
+#include <QLinearGradient>
+#include <QPainter>
+#include <algorithm>
+#include <cmath>
+
+namespace tessera::viewer {
+
+namespace {
+
+constexpr int kMargin = 12, kGap = 16, kTitleH = 20, kFooterH = 64, kBarW = 256, kBarH = 12;
+constexpr int kMinColumn = 170;  // room for a panel's title
+
+int column_width(int picture_width) {
+  return std::max(picture_width, kMinColumn);
+}
+
+// The contrast a projection or rendering gets: the volume's mode on its own values.
+ContrastSpec own_values(ContrastSpec c) {
+  if (c.mode == ContrastSpec::Mode::Range) c.mode = ContrastSpec::Mode::MinMax;
+  return c;
+}
+
+Json limits_json(const Limits& l) {
+  return {l.lo, l.hi};
+}
+
+}  // namespace
+
+void apply_overlay(QImage& picture, const RealGrid& o, const OverlaySettings& s, double zoom) {
+  const QRgb c = s.color.rgb();
+  const auto edge = [&](int x, int y) {
+    if (o(x, y) < s.level) return false;
+    const auto below = [&](int xx, int yy) {
+      return xx < 0 || yy < 0 || xx >= o.nx() || yy >= o.ny() || o(xx, yy) < s.level;
+    };
+    return below(x - 1, y) || below(x + 1, y) || below(x, y - 1) || below(x, y + 1);
+  };
+  for_each_zoomed_pixel(o.nx(), o.ny(), zoom, [&](int i, int j, int x, int y) {
+    if (s.style == OverlaySettings::Style::Contour) {
+      if (edge(x, y)) picture.setPixel(i, j, c);
+      return;
+    }
+    const double t =
+        s.range.hi > s.range.lo ? std::clamp((o(x, y) - s.range.lo) / (s.range.hi - s.range.lo), 0.0, 1.0) : 0.0;
+    const double a = s.opacity * t;
+    const QRgb g = picture.pixel(i, j);
+    const auto mix = [a](int grey, int col) { return static_cast<int>(std::lround(grey * (1 - a) + col * a)); };
+    picture.setPixel(i, j, qRgb(mix(qRed(g), qRed(c)), mix(qGreen(g), qGreen(c)), mix(qBlue(g), qBlue(c))));
+  });
+}
+
+VolumeFigure::VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings)
+    : volume_(std::move(volume)), overlay_(std::move(overlay)), settings_(settings) {
+  limits_ = contrast_limits(settings_.contrast, volume_.data.data(), volume_.data.size());
+  set_settings(settings);
+}
+
+void VolumeFigure::set_settings(const VolumeSettings& s) {
+  const bool contrast_changed = s.contrast.to_string() != settings_.contrast.to_string();
+  const bool view_changed = s.view.rot != settings_.view.rot || s.view.tilt != settings_.view.tilt ||
+                            s.view.psi != settings_.view.psi || s.surface_level != settings_.surface_level;
+  settings_ = s;
+  for (int a = 0; a < 3; ++a)
+    settings_.index[a] = std::clamp(settings_.index[a], 0, axis_size(volume_.data, static_cast<Axis>(a)) - 1);
+  if (contrast_changed) limits_ = contrast_limits(settings_.contrast, volume_.data.data(), volume_.data.size());
+  if (view_changed) renderings_.clear();
+}
+
+const RealGrid& VolumeFigure::rendering(const std::string& kind) {
+  auto it = renderings_.find(kind);
+  if (it == renderings_.end()) {
+    RealGrid r = kind == "mip" ? render_mip(volume_.data, settings_.view)
+                               : render_surface(volume_.data, settings_.view, settings_.surface_level);
+    it = renderings_.emplace(kind, std::move(r)).first;
+  }
+  return it->second;
+}
+
+std::vector<std::vector<VolumeFigure::PanelSpec>> VolumeFigure::panel_rows() const {
+  const RealGrid& v = volume_.data;
+  const int n = std::max({v.nx(), v.ny(), v.nz()});
+  std::vector<std::vector<PanelSpec>> rows;
+  if (settings_.slices)
+    rows.push_back(
+        {{"slice", Axis::Z, v.nx(), v.ny()}, {"slice", Axis::Y, v.nx(), v.nz()}, {"slice", Axis::X, v.ny(), v.nz()}});
+  std::vector<PanelSpec> second;
+  if (settings_.projections)
+    second = {{"projection", Axis::Z, v.nx(), v.ny()},
+              {"projection", Axis::Y, v.nx(), v.nz()},
+              {"projection", Axis::X, v.ny(), v.nz()}};
+  if (settings_.mip) second.push_back({"mip", Axis::Z, n, n});
+  if (settings_.surface) second.push_back({"surface", Axis::Z, n, n});
+  if (!second.empty()) rows.push_back(std::move(second));
+  return rows;
+}
+
+QSize VolumeFigure::natural_size() const {
+  const QFontMetrics fm(QGuiApplication::font());
+  const auto [line1, line2] = footer_lines();
+  int w = std::max({kBarW + 2 * kMargin + 200, fm.horizontalAdvance(line1) + 2 * kMargin,
+                    fm.horizontalAdvance(line2) + 2 * kMargin + 16});
+  int h = kMargin + kFooterH;
+  for (const auto& row : panel_rows()) {
+    int rw = kMargin, rh = 0;
+    for (const auto& p : row) {
+      rw += column_width(zoomed_size(p.width, settings_.zoom)) + kGap;
+      rh = std::max(rh, zoomed_size(p.height, settings_.zoom));
+    }
+    w = std::max(w, rw - kGap + kMargin);
+    h += kTitleH + rh + kGap;
+  }
+  return {w, h};
+}
+
+std::string VolumeFigure::panel_title(const PanelSpec& p) const {
+  const RealGrid& v = volume_.data;
+  const Euler& e = settings_.view;
+  const std::string view = fmt::format("({:g}°, {:g}°, {:g}°)", e.rot, e.tilt, e.psi);
+  if (p.kind == "slice") {
+    const int a = static_cast<int>(p.axis);
+    const char* plane = p.axis == Axis::Z ? "XY" : p.axis == Axis::Y ? "XZ" : "YZ";
+    return fmt::format("{}, {} = {} of {}", plane, axis_name(p.axis), settings_.index[a], axis_size(v, p.axis));
+  }
+  if (p.kind == "projection") return fmt::format("sum along {}", axis_name(p.axis));
+  if (p.kind == "mip") return "max. intensity " + view;
+  return fmt::format("surface {:.3g} {}", settings_.surface_level, view);
+}
+
+QImage VolumeFigure::panel_image(const PanelSpec& p, Json& info) {
+  const double zoom = settings_.zoom;
+  info = {{"kind", p.kind}, {"axis", axis_name(p.axis)}, {"zoom", zoom}, {"picture_size", {p.width, p.height}}};
+  if (p.kind == "slice") {
+    const int index = settings_.index[static_cast<int>(p.axis)];
+    const RealGrid s = volume_slice(volume_.data, p.axis, index);
+    QImage img = grey_image(s.data(), s.nx(), s.ny(), limits_, zoom);
+    if (overlay_) apply_overlay(img, volume_slice(overlay_->data, p.axis, index), settings_.overlay, zoom);
+    info["index"] = index;
+    info["limits"] = limits_json(limits_);
+    return img;
+  }
+  const RealGrid r = p.kind == "projection" ? volume_projection(volume_.data, p.axis) : rendering(p.kind);
+  const ContrastSpec own = p.kind == "projection" ? own_values(settings_.contrast) : ContrastSpec{};  // mip: minmax
+  const Limits l = p.kind == "surface" ? Limits{0, 1} : contrast_limits(own, r.data(), r.size());
+  info["limits"] = limits_json(l);
+  if (p.kind != "projection") info["view"] = {settings_.view.rot, settings_.view.tilt, settings_.view.psi};
+  return grey_image(r.data(), r.nx(), r.ny(), l, zoom);
+}
+
+std::pair<QString, QString> VolumeFigure::footer_lines() const {
+  const RealGrid& v = volume_.data;
+  const std::string line1 = fmt::format("{}   {} x {} x {} voxels, {:.4g} Å/voxel   slice contrast {}", volume_.name,
+                                        v.nx(), v.ny(), v.nz(), volume_.voxel_A, settings_.contrast.to_string());
+  if (!overlay_) return {QString::fromStdString(line1), {}};
+  const auto& o = settings_.overlay;
+  const std::string style =
+      o.style == OverlaySettings::Style::Tint
+          ? fmt::format("tint over {:.3g}..{:.3g}, opacity {:.2g}", o.range.lo, o.range.hi, o.opacity)
+          : fmt::format("contour at {:.3g}", o.level);
+  return {QString::fromStdString(line1), QString::fromStdString("overlay " + overlay_->name + ": " + style)};
+}
+
+void VolumeFigure::draw_footer(QPainter& painter, int top, Json& g) const {
+  painter.setPen(Qt::black);
+  const auto [line1, line2] = footer_lines();
+  painter.drawText(QPoint(kMargin, top + 14), line1);
+  if (overlay_) {
+    painter.fillRect(QRect(kMargin, top + 22, 10, 10), settings_.overlay.color);
+    painter.drawText(QPoint(kMargin + 16, top + 31), line2);
+  }
+  const QRect bar(kMargin + 70, top + 40, kBarW, kBarH);
+  QLinearGradient grad(bar.topLeft(), bar.topRight());
+  grad.setColorAt(0, Qt::black);
+  grad.setColorAt(1, Qt::white);
+  painter.fillRect(bar, grad);
+  painter.drawRect(bar.adjusted(0, 0, -1, -1));
+  const QString lo = QString::fromStdString(fmt::format("{:.4g}", limits_.lo));
+  const QString hi = QString::fromStdString(fmt::format("{:.4g}", limits_.hi));
+  painter.drawText(QRect(kMargin, bar.top() - 3, 64, kBarH + 6), Qt::AlignRight | Qt::AlignVCenter, lo);
+  painter.drawText(QPoint(bar.right() + 6, bar.bottom()), hi);
+  g["colorbar_rect"] = rect_json(bar);
+}
+
+Json VolumeFigure::paint(QPainter& painter, QSize) {
+  Json g{{"panels", Json::array()},
+         {"volume", {{"name", volume_.name}, {"shape", {volume_.data.nx(), volume_.data.ny(), volume_.data.nz()}}}}};
+  int y = kMargin;
+  for (const auto& row : panel_rows()) {
+    int x = kMargin, rh = 0;
+    for (const auto& p : row) {
+      Json info;
+      const QImage img = panel_image(p, info);
+      painter.setPen(Qt::black);
+      painter.drawText(QRect(x, y, column_width(img.width()), kTitleH), Qt::AlignLeft | Qt::AlignVCenter,
+                       QString::fromStdString(panel_title(p)));
+      const QRect r(x, y + kTitleH, img.width(), img.height());
+      painter.drawImage(r.topLeft(), img);
+      info["rect"] = rect_json(r);
+      info["title"] = panel_title(p);
+      g["panels"].push_back(std::move(info));
+      x += column_width(img.width()) + kGap;
+      rh = std::max(rh, img.height());
+    }
+    y += kTitleH + rh + kGap;
+  }
+  draw_footer(painter, y, g);
+  if (overlay_)
+    g["overlay"] = {{"name", overlay_->name},
+                    {"color", color_name(settings_.overlay.color)},
+                    {"opacity", settings_.overlay.opacity},
+                    {"level", settings_.overlay.level},
+                    {"range", limits_json(settings_.overlay.range)},
+                    {"style", settings_.overlay.style == OverlaySettings::Style::Tint ? "tint" : "contour"}};
+  return g;
+}
+
+}  // namespace tessera::viewer

@@ -1,0 +1,96 @@
+#pragma once
+/// The figure of tessera_view_volume: rows of panels, each a picture with its
+/// title above, and a footer with the file, the contrast and a grey bar.
+///   row 1, "slices":       XY at z, XZ at y, YZ at x (volume_render.hpp layouts)
+///   row 2, "projections":  sums along z, y, x; "mip" and "surface": renderings
+///                          at the view angles (same row)
+/// Slices share one contrast, computed over the whole volume (contrast.hpp);
+/// each projection gets the contrast mode applied to its own values (a "range"
+/// contrast becomes minmax there, as volume values do not apply); the MIP is
+/// shown from its smallest to its largest value, the surface over [0, 1].
+///
+/// Overlay (a second volume or a mask of the same shape), drawn on the slices:
+///   tint:    each channel becomes round(g (1 - a) + c a), g the grey level, c the
+///            overlay colour's channel, a = opacity * clamp((o - lo) / (hi - lo), 0, 1)
+///            with o the overlay's voxel under the pixel and [lo, hi] its range
+///   contour: pixels whose voxel has o >= level and a 4-neighbour in the slice
+///            with o < level (or none: the slice's edge) get the overlay colour
+#include <QColor>
+#include <QString>
+#include <array>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/contrast.hpp"
+#include "common/figure.hpp"
+#include "volume/volume_render.hpp"
+
+namespace tessera::viewer {
+
+struct OverlaySettings {
+  enum class Style { Tint, Contour };
+  Style style = Style::Tint;
+  Limits range{0, 1};  ///< tint
+  double level = 0.5;  ///< contour
+  double opacity = 0.45;
+  QColor color{255, 40, 40};
+};
+
+struct VolumeSettings {
+  std::array<int, 3> index{0, 0, 0};  ///< slice through x, y, z
+  ContrastSpec contrast;
+  double zoom = 1;
+  bool slices = true, projections = false, mip = false, surface = false;
+  Euler view;  ///< rot, tilt, psi for mip and surface
+  double surface_level = 0;
+  OverlaySettings overlay;
+};
+
+struct NamedVolume {
+  RealGrid data;
+  double voxel_A = 0;
+  std::string name;  ///< file name shown in the footer
+};
+
+class VolumeFigure : public Figure {
+ public:
+  /// The overlay, when given, has the volume's shape (the caller checks).
+  VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings);
+
+  const NamedVolume& volume() const { return volume_; }
+  const std::optional<NamedVolume>& overlay() const { return overlay_; }
+  const VolumeSettings& settings() const { return settings_; }
+  /// Changes the settings (the contrast limits and renderings are recomputed when needed).
+  void set_settings(const VolumeSettings& s);
+  /// The slice contrast's limits.
+  Limits limits() const { return limits_; }
+
+  QSize natural_size() const override;
+  Json paint(QPainter& painter, QSize size) override;
+
+ private:
+  struct PanelSpec {
+    std::string kind;  ///< "slice", "projection", "mip", "surface"
+    Axis axis = Axis::Z;
+    int width = 0, height = 0;  ///< picture pixels before zoom
+  };
+  std::vector<std::vector<PanelSpec>> panel_rows() const;
+  QImage panel_image(const PanelSpec& p, Json& info);
+  std::string panel_title(const PanelSpec& p) const;
+  const RealGrid& rendering(const std::string& kind);
+  void draw_footer(QPainter& painter, int top, Json& g) const;
+  std::pair<QString, QString> footer_lines() const;  ///< the volume; the overlay (empty without one)
+
+  NamedVolume volume_;
+  std::optional<NamedVolume> overlay_;
+  VolumeSettings settings_;
+  Limits limits_;
+  std::map<std::string, RealGrid> renderings_;  ///< cached "mip" / "surface" at the current view
+};
+
+/// Blends the overlay slice into a zoomed picture as described above.
+void apply_overlay(QImage& picture, const RealGrid& overlay_slice, const OverlaySettings& o, double zoom);
+
+}  // namespace tessera::viewer
