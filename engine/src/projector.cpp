@@ -87,7 +87,23 @@ cfloat Projector::sample(double x, double y, double z) const {
   const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y)),
             z0 = static_cast<int>(std::floor(z));
   const float fx = static_cast<float>(x - x0), fy = static_cast<float>(y - y0), fz = static_cast<float>(z - z0);
-  const int hx = pbox_ / 2 + 1;
+  const int hx = pbox_ / 2 + 1, half = pbox_ / 2;
+  if (x0 + 1 < hx && y0 > -half && y0 + 1 < half && z0 > -half && z0 + 1 < half) {
+    // Fast path, all eight neighbours inside the grid: real and imaginary
+    // parts accumulated separately.
+    const int y1 = fourier_storage(y0 + 1, pbox_), z1 = fourier_storage(z0 + 1, pbox_);
+    const int ys[2] = {fourier_storage(y0, pbox_), y1}, zs[2] = {fourier_storage(z0, pbox_), z1};
+    const float wx[2] = {1 - fx, fx}, wy[2] = {1 - fy, fy}, wz[2] = {1 - fz, fz};
+    float re = 0, im = 0;
+    for (int dz = 0; dz < 2; ++dz)
+      for (int dy = 0; dy < 2; ++dy) {
+        const cfloat* row = &data_(x0, ys[dy], zs[dz]);
+        const float w = wy[dy] * wz[dz];
+        re += w * (wx[0] * row[0].real() + wx[1] * row[1].real());
+        im += w * (wx[0] * row[0].imag() + wx[1] * row[1].imag());
+      }
+    return cfloat(re, conjugate ? -im : im);
+  }
   cfloat acc(0, 0);
   for (int dz = 0; dz < 2; ++dz) {
     const int zs = storage_or_none(z0 + dz, pbox_);

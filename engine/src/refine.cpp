@@ -216,7 +216,9 @@ void normalize_scales(RefineState& st) {
     for (float& v : g->values()) v *= static_cast<float>(m);
 }
 
-void update_convergence(RefineState& st, const RefineOptions& o, bool global) {
+// Converged: the resolution has not improved for `patience` iterations of
+// local search and the poses have settled (mean change below the finest step).
+void update_convergence(RefineState& st, const RefineOptions& o, bool global, double mean_change_deg) {
   if (st.resolution_A < 0.99 * st.best_resolution_A) {
     st.best_resolution_A = st.resolution_A;
     st.iterations_without_gain = 0;
@@ -225,7 +227,8 @@ void update_convergence(RefineState& st, const RefineOptions& o, bool global) {
   }
   if (st.final_passes_left > 0) {
     --st.final_passes_left;
-  } else if (st.final_passes_left < 0 && !global && st.iterations_without_gain >= o.patience) {
+  } else if (st.final_passes_left < 0 && !global && st.iterations_without_gain >= o.patience &&
+             mean_change_deg < o.local.final_step_deg) {
     st.final_passes_left = o.final_passes;
   }
   st.done = st.final_passes_left == 0 || st.iteration >= o.max_iterations;
@@ -280,7 +283,7 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, cons
   RealGrid full = st.half_a;
   for (std::size_t i = 0; i < full.size(); ++i) full[i] = 0.5f * (st.half_a[i] + st.half_b[i]);
   update_mask(st, o, pixel_A, full);
-  update_convergence(st, o, global);
+  update_convergence(st, o, global, w.angle_change / std::max<long>(1, w.aligned));
   IterationStats is;
   is.iteration = t;
   is.global_search = global;

@@ -1,6 +1,7 @@
 // tessera_refine_homo: gold-standard homogeneous 3D refinement of particles
 // against an initial volume (global pose search, then local), with dynamic
 // masking, per-particle scale, symmetry and --continue.
+#include <cmath>
 #include <fmt/format.h>
 
 #include "common/cli.hpp"
@@ -44,10 +45,15 @@ void declare_search(tp::Schema& s) {
   s.add_float("max_align_res_A", "Maximum alignment resolution",
               {.min = 0.0, .min_exclusive = true, .unit = "A", .help = "Never align beyond this resolution.",
                .section = sec});
-  s.add_int("minibatch_size", "Mini-batch size",
-            {.default_value = 0, .min = 0,
-             .help = "Align only this many random particles in the global iterations before the last (0: all).",
-             .section = sec, .level = tp::Level::Advanced});
+  s.add_bool("minibatch", "Mini-batches",
+             {.default_value = true,
+              .help = "Align a random subset in the global iterations before the last one.", .section = sec});
+  s.add_float("minibatch_snr_factor", "Mini-batch SNR factor",
+              {.default_value = 50.0, .min = 1.0,
+               .help = "Batch size = factor x 4/3 x k, with k the initial resolution in Fourier pixels: each view "
+                       "fills a central slice, so 4/3 k views cover the Fourier ball once; the factor is how many "
+                       "times each voxel should be sampled.",
+               .section = sec, .level = tp::Level::Advanced, .condition = "minibatch"});
 }
 
 void declare_model(tp::Schema& s) {
@@ -75,7 +81,7 @@ void declare_model(tp::Schema& s) {
   s.add_float("mask_start_res_A", "Start resolution", {.default_value = 12.0, .min = 0.0, .unit = "A", .section = m});
   const std::string c = "Convergence";
   s.add_int("final_passes", "Final passes", {.default_value = 1, .min = 0, .max = 10, .section = c});
-  s.add_int("patience", "Patience", {.default_value = 2, .min = 1, .max = 10,
+  s.add_int("patience", "Patience", {.default_value = 1, .min = 1, .max = 10,
                                      .help = "Iterations without improvement before the final passes.",
                                      .section = c, .level = tp::Level::Advanced});
   s.add_int("max_iterations", "Maximum iterations", {.default_value = 20, .min = 1, .max = 200, .section = c});
@@ -127,7 +133,10 @@ RefineOptions refine_options(const tp::Values& v, int box, double pixel_A) {
   o.final_passes = v.get<int>("final_passes");
   o.patience = v.get<int>("patience");
   o.max_iterations = v.get<int>("max_iterations");
-  o.minibatch_size = v.get<std::int64_t>("minibatch_size");
+  if (v.get<bool>("minibatch")) {
+    const double k = box * pixel_A / o.initial_lowpass_A;
+    o.minibatch_size = std::max<long>(200, std::lround(v.get<double>("minibatch_snr_factor") * 4.0 / 3.0 * k));
+  }
   o.global.coarse_step_deg = v.get<double>("coarse_step_deg");
   o.global.final_step_deg = v.get<double>("global_final_step_deg");
   o.global.shift_range_px = v.get<double>("shift_range_A") / pixel_A;

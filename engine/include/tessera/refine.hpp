@@ -17,7 +17,8 @@
 ///  4. the mask is remade from the map (dynamic masking) once the resolution
 ///     passes its start resolution.
 /// The loop stops when the resolution has not improved for `patience`
-/// iterations of local search at the finest step, after `final_passes` more.
+/// iterations of local search and the mean pose change has fallen below the
+/// finest local step, after `final_passes` more.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,12 +57,11 @@ struct RefineOptions {
   double mask_near_A = 6, mask_far_A = 12;  ///< dilation and soft edge width
   double mask_start_res_A = 12;        ///< dynamic masking from this resolution on
   int global_iterations = 2;           ///< iterations with global search
-  int patience = 2;                    ///< iterations without improvement before stopping
+  int patience = 1;                    ///< iterations without improvement before stopping
   int final_passes = 1;
   int max_iterations = 20;
-  /// Mini-batches: in the first global iterations align only a random subset
-  /// of this many particles (0: all). The automatic size in the program is
-  /// snr_factor x (number of Fourier pixels to the initial resolution).
+  /// Mini-batches: in the global iterations before the last, align (and
+  /// reconstruct from) only a random subset of this many particles (0: all).
   long minibatch_size = 0;
   GlobalSearchOptions global;
   LocalSearchOptions local;
