@@ -27,8 +27,9 @@ class SearchBase : public PoseSearch {
  protected:
   // Refines candidates level by level: rotations on a (2w+1)^3 neighbourhood
   // of step `step`, offsets within `shift_range` of the candidate at
-  // `shift_step`; keeps `keep` candidates after each level.
-  Candidate refine(const ParticleInput& in, std::vector<Candidate> cands, double step, double final_step,
+  // `shift_step`; keeps `keep` candidates after each level. Returns every
+  // pose scored at the last level, best first.
+  std::vector<Candidate> refine(const ParticleInput& in, std::vector<Candidate> cands, double step, double final_step,
                    int first_half_width, double shift_range, double shift_step, double final_shift_step,
                    int keep) const {
     std::vector<cfloat> proj, q;
@@ -50,20 +51,41 @@ class SearchBase : public PoseSearch {
           next.push_back({r, c.ox + shifts.dx(s.shift), c.oy + shifts.dy(s.shift), s.score});
         }
       }
+      if (last) {
+        std::sort(next.begin(), next.end(), better);
+        return next;
+      }
       keep = std::max(1, keep);
       const std::size_t k = std::min<std::size_t>(keep, next.size());
       std::partial_sort(next.begin(), next.begin() + k, next.end(), better);
       next.resize(k);
       cands = std::move(next);
-      if (last) break;
       step = std::max(final_step, step / 2);
       shift_range = shift_step;
       shift_step = std::max(final_shift_step, shift_step / 2);
       half_width = 1;
       keep = keep / 2;
     }
-    return cands.front();
   }
+
+  // The best pose and, when marginalizing, the posterior over the last level.
+  PoseEstimate result(const std::vector<Candidate>& scored) const {
+    const Candidate& best = scored.front();
+    PoseEstimate e{best.rotation, best.ox, best.oy, best.score, {}};
+    if (!marginalize_) return e;
+    double total = 0;
+    for (const Candidate& c : scored) {
+      const double w = std::exp(c.score - best.score);
+      if (w < kPosteriorCut) break;  // sorted: the rest are smaller
+      e.posterior.push_back({{c.rotation, c.ox, c.oy, c.score, {}}, w});
+      total += w;
+    }
+    for (auto& wp : e.posterior) wp.weight /= total;
+    return e;
+  }
+
+  static constexpr double kPosteriorCut = 1e-3;
+  bool marginalize_ = false;
 
   // The disk for a refinement level: radius about 1 / (2 step) in units of the
   // particle's half-box (a step of 15 degrees uses ~8 px at box 64).
@@ -88,7 +110,9 @@ class SearchBase : public PoseSearch {
 
 class GlobalSearch final : public SearchBase {
  public:
-  explicit GlobalSearch(GlobalSearchOptions o) : o_(o), grid_(global_orientation_grid(o.coarse_step_deg)) {}
+  explicit GlobalSearch(GlobalSearchOptions o) : o_(o), grid_(global_orientation_grid(o.coarse_step_deg)) {
+    marginalize_ = o.marginalize;
+  }
 
   void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
     SearchBase::prepare(reference, inv_sigma2, kmax_px);
@@ -115,9 +139,8 @@ class GlobalSearch final : public SearchBase {
     const std::size_t k = std::min<std::size_t>(o_.candidates, all.size());
     std::partial_sort(all.begin(), all.begin() + k, all.end(), better);
     all.resize(k);
-    const Candidate best = refine(in, all, o_.coarse_step_deg / 2, o_.final_step_deg, 1, o_.coarse_shift_step_px,
-                                  o_.coarse_shift_step_px / 2, o_.final_shift_step_px, o_.candidates);
-    return {best.rotation, best.ox, best.oy, best.score};
+    return result(refine(in, all, o_.coarse_step_deg / 2, o_.final_step_deg, 1, o_.coarse_shift_step_px,
+                         o_.coarse_shift_step_px / 2, o_.final_shift_step_px, o_.candidates));
   }
 
  private:
@@ -130,7 +153,7 @@ class GlobalSearch final : public SearchBase {
 
 class LocalSearch final : public SearchBase {
  public:
-  explicit LocalSearch(LocalSearchOptions o) : o_(o) {}
+  explicit LocalSearch(LocalSearchOptions o) : o_(o) { marginalize_ = o.marginalize; }
 
   void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
     SearchBase::prepare(reference, inv_sigma2, kmax_px);
@@ -142,9 +165,8 @@ class LocalSearch final : public SearchBase {
   PoseEstimate search(const ParticleInput& in) const override {
     const Candidate start{in.current.rotation, in.current.origin_x_px, in.current.origin_y_px, 0};
     const double shift_step = std::max(o_.final_shift_step_px, o_.shift_range_px / 2);
-    const Candidate best = refine(in, {start}, o_.start_step_deg, o_.final_step_deg, 1, o_.shift_range_px, shift_step,
-                                  o_.final_shift_step_px, 2);
-    return {best.rotation, best.ox, best.oy, best.score};
+    return result(refine(in, {start}, o_.start_step_deg, o_.final_step_deg, 1, o_.shift_range_px, shift_step,
+                         o_.final_shift_step_px, 2));
   }
 
  private:

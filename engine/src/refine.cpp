@@ -131,10 +131,24 @@ double fit_scale(const IterationSetup& s, const ComplexGrid& f, const RealGrid& 
   return a;
 }
 
+// Back-projects image f at a pose with probability `prob`: data = prob a CTF X
+// (centred by the pose's origin), weight = prob a^2 CTF^2.
+void insert_at(BackProjector& bp, const ComplexGrid& f, const RealGrid& ctf, const PoseEstimate& e, double a,
+               double prob, int box) {
+  ComplexGrid data = f;
+  phase_shift_2d(data, box, e.origin_x_px, e.origin_y_px);
+  RealGrid weight(box / 2 + 1, box);
+  for (std::size_t k = 0; k < data.size(); ++k) {
+    data[k] *= static_cast<float>(prob * a) * ctf[k];
+    weight[k] = static_cast<float>(prob * a * a) * ctf[k] * ctf[k];
+  }
+  bp.insert(data, weight, e.rotation);
+}
+
 void align_particle(const IterationSetup& s, const RefineOptions& o, ParticleSet& set, long i, Worker& w) {
   Particle& p = set.particles[i];
   const OpticsGroup& g = set.optics_of(p);
-  ComplexGrid f = w.images.transform(set, p);
+  const ComplexGrid& f = w.images.transform(set, p);
   CtfParams cp = CtfParams::of(p, g);
   cp.scale = 1;
   const RealGrid ctf = ctf_image(cp, s.box, s.box, s.pixel_A);
@@ -159,14 +173,12 @@ void align_particle(const IterationSetup& s, const RefineOptions& o, ParticleSet
   p.scale = a;
   w.scale_sum += a;
   ++w.aligned;
-  // Back-project: data = a CTF X (centred by the new origin), weight = a^2 CTF^2.
-  phase_shift_2d(f, s.box, e.origin_x_px, e.origin_y_px);
-  RealGrid weight(s.box / 2 + 1, s.box);
-  for (std::size_t k = 0; k < f.size(); ++k) {
-    f[k] *= static_cast<float>(a) * ctf[k];
-    weight[k] = static_cast<float>(a * a) * ctf[k] * ctf[k];
+  BackProjector& bp = half == 1 ? w.a : w.b;
+  if (e.posterior.empty()) {
+    insert_at(bp, f, ctf, e, a, 1.0, s.box);
+  } else {
+    for (const WeightedPose& wp : e.posterior) insert_at(bp, f, ctf, wp.pose, a, wp.weight, s.box);
   }
-  (half == 1 ? w.a : w.b).insert(f, weight, e.rotation);
 }
 
 

@@ -39,6 +39,11 @@ void declare_search(tp::Schema& s) {
   s.add_float("shift_range_A", "Shift range",
               {.default_value = 12.0, .min = 0.0, .unit = "A", .help = "Global search: offsets within this radius.",
                .section = sec});
+  s.add_bool("marginalize", "Adaptive marginalization",
+             {.default_value = false,
+              .help = "Back-project each particle at every pose of the last search level whose posterior "
+                      "probability is at least 1e-3 of the best's, weighted by it, instead of at the best pose only.",
+              .section = sec});
   s.add_int("candidates", "Candidates", {.default_value = 8, .min = 1, .max = 64,
                                          .help = "Poses kept from the exhaustive pass for refinement.",
                                          .section = sec, .level = tp::Level::Advanced});
@@ -143,6 +148,7 @@ RefineOptions refine_options(const tp::Values& v, int box, double pixel_A) {
   o.global.candidates = v.get<int>("candidates");
   o.global.coarse_kmax_px = box / 8.0;
   o.local.final_step_deg = v.get<double>("local_final_step_deg");
+  o.global.marginalize = o.local.marginalize = v.get<bool>("marginalize");
   return o;
 }
 

@@ -1,7 +1,7 @@
 // Benchmark: tessera_refine_homo against RELION 3.1's auto-refine on the same
 // simulated particles and cores (issue: "beats RELION's auto-refine").
 //
-//   bench_refine_homo WORKDIR [--count N] [--threads T] [--no-relion] [--reuse]
+//   bench_refine_homo WORKDIR [--count N] [--threads T] [--no-relion] [--reuse] [--tessera-args "..."]
 //
 // Simulates the 7DDO complex (../shared/data/relion_7DDO/ground_truth/
 // gt_full_x2.mrc; the built-in phantom without shared data) as relion_7DDO was
@@ -116,12 +116,14 @@ int main(int argc, char** argv) {
   long count = 1000;
   int threads = 2;
   bool relion = std::system("command -v relion_refine_mpi >/dev/null 2>&1") == 0, reuse = false;
+  std::string extra;  // more options for tessera_refine_homo, e.g. --marginalize
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--count" && i + 1 < argc) count = std::stol(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
     else if (a == "--no-relion") relion = false;
     else if (a == "--reuse") reuse = true;
+    else if (a == "--tessera-args" && i + 1 < argc) extra = argv[++i];
   }
   const std::string bin = std::string(TESSERA_BINARY_DIR) + "/protocols/";
   fs::create_directories(work);
@@ -147,7 +149,7 @@ int main(int argc, char** argv) {
   Metrics t;
   fs::remove_all(work / "tessera");
   t.run = run(fmt::format("{}tessera_refine_homo --out tessera --particles sim/particles_input.star --reference ref_lp40.mrc "
-                          "--initial-lowpass-A 40 --threads {}", bin, threads),
+                          "--initial-lowpass-A 40 --threads {} {}", bin, threads, extra),
               work, work / "tessera.log");
   if (t.run.status != 0) return std::cerr << "tessera_refine_homo failed, see " << work / "tessera.log" << "\n", 1;
   map_metrics(work / "tessera/map_half_A.mrc", work / "tessera/map_half_B.mrc", truth.data, px, t);

@@ -1,7 +1,10 @@
 #pragma once
 /// Pose search strategies: the replaceable part of a refinement that finds
 /// each particle's best rotation and origin against a reference
-/// (maximization: the single best pose by the score of alignment.hpp).
+/// (maximization: the single best pose by the score of alignment.hpp), and
+/// optionally the posterior over the poses of the last level (adaptive
+/// marginalization: the score is a log-likelihood, so exp(score) is the
+/// posterior under a uniform prior).
 ///
 /// GlobalSearch (no prior): every orientation of a coarse SO(3) grid and a
 /// coarse lattice of offsets is scored on the low frequencies only; the best
@@ -19,10 +22,22 @@
 
 namespace tessera {
 
+struct WeightedPose;
+
 struct PoseEstimate {
   Mat3 rotation = identity3();
   double origin_x_px = 0, origin_y_px = 0;  ///< RELION origin in pixels
   double score = 0;
+  /// With marginalization: the poses of the last search level whose
+  /// posterior probability exp(score - best) is at least 1e-3 of the best's,
+  /// with normalized weights (adaptive: few poses for a sharp posterior, many
+  /// for a flat one). Empty with maximization.
+  std::vector<WeightedPose> posterior;
+};
+
+struct WeightedPose {
+  PoseEstimate pose;
+  double weight = 0;
 };
 
 /// What a search needs to know about one particle.
@@ -51,6 +66,7 @@ struct GlobalSearchOptions {
   double coarse_shift_step_px = 2;
   double final_shift_step_px = 0.5;
   int candidates = 8;            ///< kept after the exhaustive pass
+  bool marginalize = false;      ///< also return the posterior (PoseEstimate::posterior)
 };
 
 struct LocalSearchOptions {
@@ -58,6 +74,7 @@ struct LocalSearchOptions {
   double final_step_deg = 0.9375;
   double shift_range_px = 2;     ///< first level: offsets within this of the current origin
   double final_shift_step_px = 0.25;
+  bool marginalize = false;
 };
 
 std::unique_ptr<PoseSearch> make_global_search(const GlobalSearchOptions& options);
