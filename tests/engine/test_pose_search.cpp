@@ -98,3 +98,49 @@ TEST(Orientations, GlobalGridCoversTheSphereEvenly) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(PoseSearch, MarginalizationReturnsTheNormalizedPosterior) {
+  const int box = 48;
+  const double px = 3.0;
+  const RealGrid vol = phantom_volume(box, px, 21);
+  SimulationOptions o;
+  o.count = 6;
+  o.pixel_A = px;
+  o.snr = 0.05;
+  const Simulator sim({vol}, o);
+  const Projector ref(vol);
+  LocalSearchOptions lo;
+  lo.marginalize = true;
+  auto search = make_local_search(lo);
+  const double sigma2 = std::pow(sim.noise_sigma(), 2) * box * box;
+  search->prepare(ref, std::vector<double>(box / 2 + 1, 1.0 / sigma2), box / 2.0 - 1);
+  for (long i = 0; i < o.count; ++i) {
+    RealGrid img;
+    const SimulatedParticle sp = sim.make(i, img);
+    centre_to_corner(img, false);
+    const ComplexGrid f = fft_2d(img);
+    const RealGrid ctf = ctf_image(CtfParams::of(sp.particle, sim.optics()), box, box, px);
+    ParticleInput in{&f, &ctf, 1.0, {}};
+    in.current.rotation = euler_to_matrix(sp.particle.pose->angles);
+    in.current.origin_x_px = sp.particle.pose->origin_x_A / px;
+    in.current.origin_y_px = sp.particle.pose->origin_y_A / px;
+    const PoseEstimate e = search->search(in);
+    ASSERT_FALSE(e.posterior.empty());
+    double total = 0;
+    for (const auto& wp : e.posterior) {
+      total += wp.weight;
+      // exp(score - best) relative to the best pose, which comes first.
+      EXPECT_NEAR(wp.weight / e.posterior.front().weight, std::exp(wp.pose.score - e.score), 1e-9);
+    }
+    EXPECT_NEAR(total, 1.0, 1e-9);
+    EXPECT_EQ(max_abs_diff(e.posterior.front().pose.rotation, e.rotation), 0.0);
+    // At SNR 0.05 the posterior is not a single pose.
+    EXPECT_GT(e.posterior.size(), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace tessera
