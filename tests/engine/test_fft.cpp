@@ -1,0 +1,134 @@
+// FFT plans against a direct discrete Fourier transform (the oracle), round
+// trips, batching, centring and phase shifts, and planning from many threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <numbers>
+#include <thread>
+#include <vector>
+
+#include "tessera/fft.hpp"
+#include "tessera/random.hpp"
+
+namespace tessera {
+namespace {
+
+RealGrid random_grid(int nx, int ny, int nz, std::uint64_t seed) {
+  RealGrid g(nx, ny, nz);
+  Rng rng = item_rng(seed, 0);
+  for (float& v : g.values()) v = static_cast<float>(normal01(rng));
+  return g;
+}
+
+// Direct DFT of one 2D section at half-complex index (kx, ky).
+std::complex<double> dft2(const RealGrid& g, int z, int kx, int ky) {
+  std::complex<double> s = 0;
+  for (int y = 0; y < g.ny(); ++y)
+    for (int x = 0; x < g.nx(); ++x) {
+      const double ph = -2 * std::numbers::pi * (double(kx) * x / g.nx() + double(ky) * y / g.ny());
+      s += double(g(x, y, z)) * std::complex<double>(std::cos(ph), std::sin(ph));
+    }
+  return s;
+}
+
+TEST(Fft, TwoDimensionalMatchesTheDirectSum) {
+  for (auto [nx, ny] : {std::pair{8, 8}, std::pair{9, 6}, std::pair{7, 11}}) {
+    const RealGrid g = random_grid(nx, ny, 1, nx * 100 + ny);
+    const ComplexGrid f = fft_2d(g);
+    ASSERT_EQ(f.nx(), nx / 2 + 1);
+    for (int y = 0; y < ny; ++y)
+      for (int x = 0; x < nx / 2 + 1; ++x) {
+        const auto want = dft2(g, 0, x, fourier_index(y, ny));
+        // Single precision over <= 77 terms of unit variance: error ~ 1e-5.
+        EXPECT_NEAR(f(x, y).real(), want.real(), 1e-4) << nx << "x" << ny << " (" << x << "," << y << ")";
+        EXPECT_NEAR(f(x, y).imag(), want.imag(), 1e-4);
+      }
+  }
+}
+
+TEST(Fft, ThreeDimensionalMatchesTheDirectSum) {
+  const int n = 6;
+  const RealGrid g = random_grid(n, n, n, 3);
+  const ComplexGrid f = fft_3d(g);
+  for (int kz = 0; kz < n; ++kz)
+    for (int ky = 0; ky < n; ++ky)
+      for (int kx = 0; kx < n / 2 + 1; ++kx) {
+        std::complex<double> s = 0;
+        for (int z = 0; z < n; ++z)
+          for (int y = 0; y < n; ++y)
+            for (int x = 0; x < n; ++x) {
+              const double ph = -2 * std::numbers::pi * double(kx * x + ky * y + kz * z) / n;
+              s += double(g(x, y, z)) * std::complex<double>(std::cos(ph), std::sin(ph));
+            }
+        EXPECT_NEAR(f(kx, ky, kz).real(), s.real(), 1e-4);
+        EXPECT_NEAR(f(kx, ky, kz).imag(), s.imag(), 1e-4);
+      }
+}
+
+TEST(Fft, InverseUndoesForward) {
+  const RealGrid img = random_grid(64, 48, 1, 5), vol = random_grid(20, 20, 20, 6);
+  const RealGrid back2 = ifft_2d(fft_2d(img), 64), back3 = ifft_3d(fft_3d(vol), 20);
+  for (std::size_t i = 0; i < img.size(); ++i) ASSERT_NEAR(back2[i], img[i], 1e-5);
+  for (std::size_t i = 0; i < vol.size(); ++i) ASSERT_NEAR(back3[i], vol[i], 1e-5);
+}
+
+TEST(Fft, BatchedPlanTransformsEachImage) {
+  const RealGrid stack = random_grid(16, 16, 5, 7);
+  ComplexGrid all;
+  RealFft::plan_2d(16, 16, 5).forward(stack, all);
+  for (int z = 0; z < 5; ++z) {
+    RealGrid one(16, 16);
+    std::copy(stack.section(z), stack.section(z) + 256, one.data());
+    const ComplexGrid f = fft_2d(one);
+    for (int i = 0; i < 9 * 16; ++i) ASSERT_EQ(all.section(z)[i], f[i]);
+  }
+}
+
+TEST(Fft, CentringRollsTheCentreToTheOrigin) {
+  for (int n : {8, 9}) {
+    RealGrid g(n, n, n);
+    g(n / 2, n / 2, n / 2) = 1;
+    RealGrid c = g;
+    centre_to_corner(c, true);
+    EXPECT_EQ(c(0, 0, 0), 1.0f);
+    corner_to_centre(c, true);
+    EXPECT_EQ(c.values(), g.values());
+  }
+}
+
+TEST(Fft, PhaseShiftMovesContentByWholePixels) {
+  const RealGrid img = random_grid(16, 12, 1, 9);
+  ComplexGrid f = fft_2d(img);
+  phase_shift_2d(f, 16, 3, -2);
+  const RealGrid moved = ifft_2d(f, 16);
+  for (int y = 0; y < 12; ++y)
+    for (int x = 0; x < 16; ++x) ASSERT_NEAR(moved((x + 3) % 16, (y - 2 + 12) % 12), img(x, y), 1e-5);
+}
+
+TEST(Fft, PlansCanBeMadeAndUsedFromManyThreads) {
+  const RealGrid img = random_grid(32, 32, 1, 11);
+  const ComplexGrid want = fft_2d(img);
+  std::vector<std::thread> threads;
+  std::vector<int> ok(8, 0);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 20; ++k) {
+        const RealFft plan = RealFft::plan_2d(32, 32);
+        ComplexGrid f;
+        plan.forward(img, f);
+        ok[t] += f.values() == want.values();
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(ok[t], 20);
+}
+
+TEST(Fft, RejectsGridsOfAnotherShape) {
+  const RealFft plan = RealFft::plan_2d(8, 8);
+  ComplexGrid f;
+  EXPECT_THROW(plan.forward(RealGrid(8, 9), f), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace tessera
