@@ -173,6 +173,13 @@ std::vector<double> fsc(const RealGrid& a, const RealGrid& b) {
   return fsc_of_transforms(forward(a), forward(b), a.nx());
 }
 
+RealGrid average_maps(const RealGrid& a, const RealGrid& b) {
+  require_same_shape(a, b, "average_maps", "the two maps");
+  RealGrid m = a;
+  for (std::size_t i = 0; i < m.size(); ++i) m[i] = 0.5f * (a[i] + b[i]);
+  return m;
+}
+
 std::vector<double> shell_resolution_A(int box, double voxel_A) {
   if (box < 2) throw InputError(fmt::format("shell_resolution_A: box must be at least 2, got {}", box));
   require_positive(voxel_A, "shell_resolution_A: voxel_A");

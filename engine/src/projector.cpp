@@ -41,6 +41,47 @@ void for_each_slice_point(int box, int pad, double rmax, const Mat3& a, F&& f) {
   }
 }
 
+// A point (x, y, z) of the padded half-transform (pbox^3, stored for x >= 0)
+// as the lower corner of its trilinear cell and the fractions within it; a
+// point with x < 0 is taken at its Friedel mate (-x, -y, -z), and `conjugate`
+// says so.
+struct Cell {
+  int x0, y0, z0;
+  float fx, fy, fz;
+  bool conjugate;
+};
+
+Cell cell_of(double x, double y, double z) {
+  const bool conjugate = x < 0;
+  if (conjugate) x = -x, y = -y, z = -z;
+  const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y)),
+            z0 = static_cast<int>(std::floor(z));
+  return {x0, y0, z0, static_cast<float>(x - x0), static_cast<float>(y - y0), static_cast<float>(z - z0), conjugate};
+}
+
+// Calls f(xs, ys, zs, w) for each of the cell's eight corners that the padded
+// half-transform stores, with its storage indices and trilinear weight w; the
+// corners outside it are skipped.
+template <class F>
+void for_each_stored_corner(const Cell& c, int pbox, F&& f) {
+  const int hx = pbox / 2 + 1;
+  for (int dz = 0; dz < 2; ++dz) {
+    const int zs = storage_or_none(c.z0 + dz, pbox);
+    if (zs < 0) continue;
+    const float wz = dz ? c.fz : 1 - c.fz;
+    for (int dy = 0; dy < 2; ++dy) {
+      const int ys = storage_or_none(c.y0 + dy, pbox);
+      if (ys < 0) continue;
+      const float wy = (dy ? c.fy : 1 - c.fy) * wz;
+      for (int dx = 0; dx < 2; ++dx) {
+        const int xs = c.x0 + dx;
+        if (xs >= hx) continue;
+        f(xs, ys, zs, (dx ? c.fx : 1 - c.fx) * wy);
+      }
+    }
+  }
+}
+
 RealGrid pad_volume(const RealGrid& v, int pbox) {
   const int n = v.nx(), off = pbox / 2 - n / 2;
   RealGrid out(pbox, pbox, pbox);
@@ -79,14 +120,9 @@ Projector::Projector(const RealGrid& volume, int padding, std::optional<double> 
 }
 
 cfloat Projector::sample(double x, double y, double z) const {
-  bool conjugate = false;
-  if (x < 0) {
-    x = -x, y = -y, z = -z;
-    conjugate = true;
-  }
-  const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y)),
-            z0 = static_cast<int>(std::floor(z));
-  const float fx = static_cast<float>(x - x0), fy = static_cast<float>(y - y0), fz = static_cast<float>(z - z0);
+  const Cell c = cell_of(x, y, z);
+  const int x0 = c.x0, y0 = c.y0, z0 = c.z0;
+  const float fx = c.fx, fy = c.fy, fz = c.fz;
   const int hx = pbox_ / 2 + 1, half = pbox_ / 2;
   if (x0 + 1 < hx && y0 > -half && y0 + 1 < half && z0 > -half && z0 + 1 < half) {
     // Fast path, all eight neighbours inside the grid: real and imaginary
@@ -102,25 +138,11 @@ cfloat Projector::sample(double x, double y, double z) const {
         re += w * (wx[0] * row[0].real() + wx[1] * row[1].real());
         im += w * (wx[0] * row[0].imag() + wx[1] * row[1].imag());
       }
-    return cfloat(re, conjugate ? -im : im);
+    return cfloat(re, c.conjugate ? -im : im);
   }
   cfloat acc(0, 0);
-  for (int dz = 0; dz < 2; ++dz) {
-    const int zs = storage_or_none(z0 + dz, pbox_);
-    if (zs < 0) continue;
-    const float wz = dz ? fz : 1 - fz;
-    for (int dy = 0; dy < 2; ++dy) {
-      const int ys = storage_or_none(y0 + dy, pbox_);
-      if (ys < 0) continue;
-      const float wy = (dy ? fy : 1 - fy) * wz;
-      for (int dx = 0; dx < 2; ++dx) {
-        const int xs = x0 + dx;
-        if (xs >= hx) continue;
-        acc += data_(xs, ys, zs) * ((dx ? fx : 1 - fx) * wy);
-      }
-    }
-  }
-  return conjugate ? std::conj(acc) : acc;
+  for_each_stored_corner(c, pbox_, [&](int xs, int ys, int zs, float w) { acc += data_(xs, ys, zs) * w; });
+  return c.conjugate ? std::conj(acc) : acc;
 }
 
 void Projector::project(const Mat3& a, ComplexGrid& out) const {
@@ -154,32 +176,13 @@ BackProjector::BackProjector(int box, int padding, std::optional<double> max_rad
 }
 
 void BackProjector::splat(double x, double y, double z, cfloat value, float weight) {
-  if (x < 0) {
-    x = -x, y = -y, z = -z;
-    value = std::conj(value);
-  }
-  const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y)),
-            z0 = static_cast<int>(std::floor(z));
-  const float fx = static_cast<float>(x - x0), fy = static_cast<float>(y - y0), fz = static_cast<float>(z - z0);
-  const int hx = pbox_ / 2 + 1;
-  for (int dz = 0; dz < 2; ++dz) {
-    const int zs = storage_or_none(z0 + dz, pbox_);
-    if (zs < 0) continue;
-    const float wz = dz ? fz : 1 - fz;
-    for (int dy = 0; dy < 2; ++dy) {
-      const int ys = storage_or_none(y0 + dy, pbox_);
-      if (ys < 0) continue;
-      const float wy = (dy ? fy : 1 - fy) * wz;
-      for (int dx = 0; dx < 2; ++dx) {
-        const int xs = x0 + dx;
-        if (xs >= hx) continue;
-        const float w = (dx ? fx : 1 - fx) * wy;
-        const std::size_t i = data_.index(xs, ys, zs);
-        data_[i] += value * w;
-        weight_[i] += weight * w;
-      }
-    }
-  }
+  const Cell c = cell_of(x, y, z);
+  if (c.conjugate) value = std::conj(value);
+  for_each_stored_corner(c, pbox_, [&](int xs, int ys, int zs, float w) {
+    const std::size_t i = data_.index(xs, ys, zs);
+    data_[i] += value * w;
+    weight_[i] += weight * w;
+  });
 }
 
 void BackProjector::insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a) {

@@ -292,9 +292,7 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, cons
   st.resolution_A = resolution_at(st.fsc, 0.143, box, pixel_A).value_or(2 * pixel_A);
   if (!std::isfinite(st.resolution_A)) st.resolution_A = o.initial_lowpass_A;
   st.iteration = t;
-  RealGrid full = st.half_a;
-  for (std::size_t i = 0; i < full.size(); ++i) full[i] = 0.5f * (st.half_a[i] + st.half_b[i]);
-  update_mask(st, o, pixel_A, full);
+  update_mask(st, o, pixel_A, average_maps(st.half_a, st.half_b));
   update_convergence(st, o, global, w.angle_change / std::max<long>(1, w.aligned));
   IterationStats is;
   is.iteration = t;

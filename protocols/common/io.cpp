@@ -5,6 +5,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
+#include "tessera/mask.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"
 #include "tessera/scipion_set.hpp"
@@ -38,6 +39,21 @@ void check_same_grid(const LoadedVolume& v, const fs::path& file, const LoadedVo
   if (v.data.nx() != ref.data.nx() || std::abs(v.voxel_A - ref.voxel_A) > 1e-3 * ref.voxel_A)
     throw InputError(fmt::format("{}: box {} at {:.4g} A/px, expected {} at {:.4g} A/px (from {})", file.string(),
                                  v.data.nx(), v.voxel_A, ref.data.nx(), ref.voxel_A, ref_name));
+}
+
+std::array<LoadedVolume, 2> load_half_maps(const fs::path& half_a, const fs::path& half_b,
+                                           std::optional<double> voxel_override_A) {
+  std::array<LoadedVolume, 2> halves{load_volume(half_a, voxel_override_A), load_volume(half_b, voxel_override_A)};
+  check_same_grid(halves[1], half_b, halves[0], half_a.string());
+  return halves;
+}
+
+LoadedVolume load_mask(const fs::path& path, const LoadedVolume& ref, const std::string& ref_name,
+                       std::optional<double> voxel_override_A) {
+  LoadedVolume mask = load_volume(path, voxel_override_A);
+  check_same_grid(mask, path, ref, ref_name);
+  check_mask(mask.data, path.string());
+  return mask;
 }
 
 void save_volume(RunContext& ctx, const std::string& output_name, const std::string& file_name, const RealGrid& volume,

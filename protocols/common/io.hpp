@@ -2,7 +2,9 @@
 /// File handling shared by the programs: reading inputs with checks that name
 /// the file, and writing outputs atomically and registering them in
 /// outputs.json.
+#include <array>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,14 @@ LoadedVolume load_volume(const std::filesystem::path& path, std::optional<double
 /// sizes equal to 0.1%): "<file>: box 64 at 3 A/px, expected 128 at 1.5 A/px (from <ref_name>)".
 void check_same_grid(const LoadedVolume& v, const std::filesystem::path& file, const LoadedVolume& ref,
                      const std::string& ref_name);
+/// Two half maps (load_volume), the second on the grid of the first
+/// (check_same_grid): {half map A, half map B}.
+std::array<LoadedVolume, 2> load_half_maps(const std::filesystem::path& half_a, const std::filesystem::path& half_b,
+                                           std::optional<double> voxel_override_A = {});
+/// A mask (load_volume) on the grid of `ref` (check_same_grid) with values in
+/// [0, 1] (check_mask from tessera/mask.hpp).
+LoadedVolume load_mask(const std::filesystem::path& path, const LoadedVolume& ref, const std::string& ref_name,
+                       std::optional<double> voxel_override_A = {});
 
 /// Writes a volume as MRC mode 2 at out/<file_name> and registers it.
 void save_volume(RunContext& ctx, const std::string& output_name, const std::string& file_name,

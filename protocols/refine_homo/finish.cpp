@@ -58,8 +58,7 @@ void write_refine_outputs(RunContext& ctx, const RefineState& st, double pixel_A
   const RealGrid& hb = st.raw_b;
   save_volume(ctx, "half_map_A", "map_half_A.mrc", ha, pixel_A);
   save_volume(ctx, "half_map_B", "map_half_B.mrc", hb, pixel_A);
-  RealGrid avg = ha;
-  for (std::size_t i = 0; i < avg.size(); ++i) avg[i] = 0.5f * (ha[i] + hb[i]);
+  const RealGrid avg = average_maps(ha, hb);
 
   const RealGrid tight = mask_from(avg, st.resolution_A, pixel_A, 3.0, 6.0);
   const RealGrid loose = mask_from(avg, st.resolution_A, pixel_A, 9.0, 12.0);

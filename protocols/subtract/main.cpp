@@ -15,7 +15,7 @@
 #include "common/io.hpp"
 #include "common/run_context.hpp"
 #include "tessera/error.hpp"
-#include "tessera/mask.hpp"
+#include "tessera/fsc.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/star.hpp"
 #include "tessera/subtract.hpp"
@@ -169,9 +169,8 @@ std::vector<tp::LoadedVolume> load_maps(const tp::Values& v) {
   if (map && (ha || hb)) throw InputError("--map: give the map or the two half maps, not both");
   if (!map && !(ha && hb)) throw InputError("--map: give the map, or both --half-map-A and --half-map-B");
   if (map) return {tp::load_volume(*map)};
-  std::vector<tp::LoadedVolume> halves{tp::load_volume(*ha), tp::load_volume(*hb)};
-  tp::check_same_grid(halves[1], *hb, halves[0], ha->string());
-  return halves;
+  auto halves = tp::load_half_maps(*ha, *hb);
+  return {std::move(halves[0]), std::move(halves[1])};
 }
 
 SubtractOptions subtract_options(const tp::Values& v, double voxel_A) {
@@ -200,10 +199,7 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   const std::vector<tp::LoadedVolume> maps = load_maps(v);
   in->voxel_A = maps[0].voxel_A;
   in->box = maps[0].data.nx();
-  const fs::path mask_file = v.input("mask");
-  const tp::LoadedVolume mask = tp::load_volume(mask_file);
-  tp::check_same_grid(mask, mask_file, maps[0], "the map");
-  check_mask(mask.data, mask_file.string());
+  const tp::LoadedVolume mask = tp::load_mask(v.input("mask"), maps[0], "the map");
   const bool keep = v.get<std::string>("mask_role") == "keep";
   for (const auto& m : maps)
     in->regions.push_back(keep ? split_keep(m.data, mask.data) : split_remove(m.data, mask.data));
@@ -376,9 +372,7 @@ void run(const tp::Values& v, tp::RunContext& ctx, Inputs& in) {
   write_table(ctx, set, results);
   write_summary(ctx, v, in, summary);
 
-  RealGrid kept = in.regions[0].keep;
-  if (in.regions.size() == 2)
-    for (std::size_t i = 0; i < kept.size(); ++i) kept[i] = 0.5f * (kept[i] + in.regions[1].keep[i]);
+  RealGrid kept = in.regions.size() == 2 ? average_maps(in.regions[0].keep, in.regions[1].keep) : in.regions[0].keep;
   if (in.centre)
     kept = shift_and_window(kept, {-(*in.centre)[0], -(*in.centre)[1], -(*in.centre)[2]}, in.new_box);
   else if (in.new_box != in.box)

@@ -121,29 +121,19 @@ struct Inputs {
   std::string half_a_name, half_b_name, mask_name;
 };
 
-RealGrid average(const RealGrid& a, const RealGrid& b) {
-  RealGrid m = a;
-  for (std::size_t i = 0; i < m.size(); ++i) m[i] = 0.5f * (a[i] + b[i]);
-  return m;
-}
-
 std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   auto in = std::make_shared<Inputs>();
   const auto voxel = v.get_optional<double>("voxel_A");
   const fs::path fa = v.input("half_map_A"), fb = v.input("half_map_B");
-  tp::LoadedVolume a = tp::load_volume(fa, voxel), b = tp::load_volume(fb, voxel);
-  tp::check_same_grid(b, fb, a, fa.string());
+  auto [a, b] = tp::load_half_maps(fa, fb, voxel);
   in->voxel_A = a.voxel_A;
   in->half_a_name = fa.string();
   in->half_b_name = fb.string();
   if (auto mask_file = v.input_optional("mask")) {
-    tp::LoadedVolume m = tp::load_volume(*mask_file, voxel);
-    tp::check_same_grid(m, *mask_file, a, fa.string());
-    check_mask(m.data, mask_file->string());
-    in->mask = std::move(m.data);
+    in->mask = tp::load_mask(*mask_file, a, fa.string(), voxel).data;
     in->mask_name = mask_file->string();
   } else {
-    const RealGrid lp = lowpass(average(a.data, b.data), v.get<double>("mask_lowpass_A"), in->voxel_A);
+    const RealGrid lp = lowpass(average_maps(a.data, b.data), v.get<double>("mask_lowpass_A"), in->voxel_A);
     try {
       in->mask = threshold_mask(lp, v.get<double>("mask_threshold"), v.get<double>("mask_extend_px"),
                                 v.get<double>("mask_soft_edge_px"));
@@ -202,7 +192,7 @@ Result compute(const tp::Values& v, const Inputs& in, tp::RunContext& ctx) {
   r.particle_fraction = particle_fraction_fsc(r.curves.unmasked, r.box_fraction);
   r.resolution_A = resolution_at(r.curves.corrected, kThreshold, box, in.voxel_A);
 
-  const RealGrid avg = average(in.half_a, in.half_b);
+  const RealGrid avg = average_maps(in.half_a, in.half_b);
   const RealGrid weighted = fsc_weight(avg, r.curves.corrected);
   if (auto b = v.get_optional<double>("bfactor_A2")) {
     r.bfactor_A2 = *b;

@@ -106,6 +106,16 @@ TEST(Fsc, RejectsMismatchedOrNonCubicMaps) {
   EXPECT_THROW(fsc(RealGrid(8, 8, 4), RealGrid(8, 8, 4)), InputError);
 }
 
+// Half-integers are exact in float: (a + b) / 2 must come out exactly.
+TEST(AverageMaps, VoxelWiseMeanOfTwoMaps) {
+  RealGrid a(4, 4, 4), b(4, 4, 4);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = float(i), b[i] = -3.0f * float(i) + 1.0f;
+  const RealGrid m = average_maps(a, b);
+  ASSERT_TRUE(m.same_shape(a));
+  for (std::size_t i = 0; i < m.size(); ++i) EXPECT_EQ(m[i], 0.5f - float(i)) << i;
+  EXPECT_THROW(average_maps(RealGrid(4, 4, 4), RealGrid(4, 4, 2)), InputError);
+}
+
 TEST(ShellResolution, ExactValues) {
   const auto res = shell_resolution_A(64, 3.0);
   ASSERT_EQ(res.size(), 33u);

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "input_error.hpp"
 #include "tessera/error.hpp"
 #include "tessera/mrc.hpp"
 #include "test_data.hpp"
@@ -30,6 +31,7 @@ namespace tessera {
 namespace {
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
+using test::input_error;
 
 // ------------------------------------------------------------ helpers
 
@@ -124,18 +126,6 @@ Bytes encode(const std::vector<T>& values, bool big) {
     out.insert(out.end(), b, b + sizeof(T));
   }
   return out;
-}
-
-// Runs f, expects InputError, returns its message.
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError thrown";
-  return {};
 }
 
 RealGrid pattern(int nx, int ny, int nz, float phase) {

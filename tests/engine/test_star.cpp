@@ -11,13 +11,11 @@
 // shortest round-trip representation.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <tuple>
-#include <unistd.h>
 
+#include "input_error.hpp"
+#include "run_programs.hpp"
 #include "tessera/error.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"
@@ -29,46 +27,16 @@ using tessera::InputError;
 using tessera::ParticleSet;
 using tessera::StarFile;
 using tessera::StarTable;
+using tessera::test::input_error;
+using tessera::test::on_path;
+using tessera::test::read_text;
+using tessera::test::run_command;
+using tessera::test::RunResult;
+using tessera::test::shell_quote;
+using tessera::test::TempDir;
+using tessera::test::write_text;
 
 namespace {
-
-/// A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("tessera_star_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-/// The message of the InputError that `f` throws ("" when it throws none).
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 /// Same text, same number, or the same image ("3@a.mrcs" and "000003@a.mrcs").
 bool numeric_equal(const std::string& a, const std::string& b) {
@@ -219,20 +187,20 @@ TEST(Star, FormatQuotesWhatNeedsQuotesAndParsesBack) {
 
 TEST(Star, WriteIsAtomicAndOverwrites) {
   TempDir dir;
-  const fs::path out = dir.path / "out.star";
+  const fs::path out = dir.path() / "out.star";
   write_text(out, "old contents");
   StarFile f;
   f.blocks.push_back(StarTable{"x", true, {"a", "b"}, {{"1", "2"}, {"3", "4"}}, {}});
   tessera::write_star(out, f);
   std::vector<fs::path> entries;
-  for (const auto& e : fs::directory_iterator(dir.path)) entries.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(dir.path())) entries.push_back(e.path());
   EXPECT_EQ(entries, std::vector<fs::path>{out});  // no temporary file left behind
   const StarFile back = tessera::read_star(out);
   ASSERT_EQ(back.blocks.size(), 1u);
   EXPECT_EQ(back.blocks[0].rows, f.blocks[0].rows);
   EXPECT_FALSE(back.version.has_value());
   // Writing into a folder that does not exist fails and leaves nothing.
-  EXPECT_THROW(tessera::write_star(dir.path / "no" / "such.star", f), std::runtime_error);
+  EXPECT_THROW(tessera::write_star(dir.path() / "no" / "such.star", f), std::runtime_error);
 }
 
 TEST(Star, ReadsRelionPostprocessKeyValueBlock) {
@@ -357,15 +325,15 @@ TEST(ParticlesStar, LegacyPixelSizeAndOrigins) {
 
 TEST(ParticlesStar, LegacyGroupsByOpticsAndReadsImageSize) {
   TempDir dir;
-  fs::create_directories(dir.path / "Extract");
-  tessera::write_mrc(dir.path / "Extract/s.mrcs", tessera::RealGrid(24, 24, 2), 1.5, true);
+  fs::create_directories(dir.path() / "Extract");
+  tessera::write_mrc(dir.path() / "Extract/s.mrcs", tessera::RealGrid(24, 24, 2), 1.5, true);
   const std::string text =
       "data_images\nloop_\n_rlnImageName\n_rlnVoltage\n_rlnImagePixelSize\n_rlnOriginX\n_rlnOriginY\n"
       "1@Extract/s.mrcs 300 1.5 2 -1\n2@Extract/s.mrcs 300 1.5 0 0\n1@Extract/missing.mrcs 200 1.5 1 1\n"
       "1@Extract/s.mrcs 300 2.0 1 0.5\n";
-  write_text(dir.path / "Extract/legacy.star", text);
-  const ParticleSet s = tessera::read_particles_star(dir.path / "Extract/legacy.star");
-  EXPECT_EQ(s.base_dir, fs::absolute(dir.path).lexically_normal());  // the STAR's parent folder has Extract/s.mrcs
+  write_text(dir.path() / "Extract/legacy.star", text);
+  const ParticleSet s = tessera::read_particles_star(dir.path() / "Extract/legacy.star");
+  EXPECT_EQ(s.base_dir, fs::absolute(dir.path()).lexically_normal());  // the STAR's parent folder has Extract/s.mrcs
   ASSERT_EQ(s.optics.size(), 3u);  // (300, 1.5), (200, 1.5), (300, 2.0)
   EXPECT_EQ((std::vector<int>{s.particles[0].optics_group, s.particles[1].optics_group,
                               s.particles[2].optics_group, s.particles[3].optics_group}),
@@ -456,7 +424,7 @@ TEST(ParticlesStar, RoundTripKeepsEveryValueAndColumn) {
                             *data / "star/cryodrgn_relion31.star"}) {
     SCOPED_TRACE(in.string());
     const ParticleSet a = tessera::read_particles_star(in);
-    const fs::path out = dir.path / "out.star";
+    const fs::path out = dir.path() / "out.star";
     tessera::write_particles_star(out, a, a.base_dir);  // paths stay relative to the same folder
     const std::string text = read_text(out);
     EXPECT_EQ(text.rfind("\n# version 30001\n\ndata_optics\n", 0), 0u);
@@ -474,13 +442,13 @@ TEST(ParticlesStar, LegacyWrittenAs31) {
   if (!data) GTEST_SKIP() << "shared test data not present";
   TempDir dir;
   const ParticleSet a = tessera::read_particles_star(*data / "star/relion_tests_ap_s_c2d_red_legacy.star");
-  tessera::write_particles_star(dir.path / "out.star", a, a.base_dir);
-  const StarFile written = tessera::read_star(dir.path / "out.star");
+  tessera::write_particles_star(dir.path() / "out.star", a, a.base_dir);
+  const StarFile written = tessera::read_star(dir.path() / "out.star");
   EXPECT_EQ(written.version, 30001);
   ASSERT_NE(written.find("optics"), nullptr);
   EXPECT_TRUE(written.find("particles")->has("rlnOriginXAngst"));
   EXPECT_FALSE(written.find("particles")->has("rlnOriginX"));
-  const ParticleSet b = tessera::read_particles_star(dir.path / "out.star", a.base_dir);
+  const ParticleSet b = tessera::read_particles_star(dir.path() / "out.star", a.base_dir);
   expect_same_sets(a, b);
 }
 
@@ -515,7 +483,7 @@ TEST(ParticlesStar, WrittenPathsRelativeInsideAbsoluteOutside) {
 
 TEST(ParticlesStar, Errors) {
   TempDir dir;
-  const fs::path f = dir.path / "p.star";
+  const fs::path f = dir.path() / "p.star";
   write_text(f, "data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n1 1.5\n\n"
                 "data_particles\nloop_\n_rlnMicrographName\n_rlnOpticsGroup\nm.mrc 1\n");
   std::string msg = input_error([&] { tessera::read_particles_star(f); });
@@ -548,18 +516,17 @@ TEST(ParticlesStar, Errors) {
   msg = input_error([&] { tessera::read_particles_star(f); });
   EXPECT_NE(msg.find("pixel size"), std::string::npos) << msg;
 
-  msg = input_error([&] { tessera::read_particles_star(dir.path / "missing.star"); });
+  msg = input_error([&] { tessera::read_particles_star(dir.path() / "missing.star"); });
   EXPECT_NE(msg.find("missing.star"), std::string::npos) << msg;
 }
 
 // ------------------------------------------------------- RELION reads our files
 
 TEST(ParticlesStar, DebianRelionReadsWhatWeWrite) {
-  if (std::system("command -v relion_star_handler > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "relion_star_handler not on PATH";
+  if (!on_path("relion_star_handler")) GTEST_SKIP() << "relion_star_handler not on PATH";
   TempDir dir;
   ParticleSet s;
-  s.base_dir = dir.path;
+  s.base_dir = dir.path();
   // number, name, pixel_A, image_size, voltage_kV, cs_mm, amplitude_contrast, extra
   const tessera::OpticsGroup g1{1, "", 1.25, 128, 300, 2.7, 0.1, {"2", "0.5"}};
   const tessera::OpticsGroup g2{2, "second", 0.8, 200, 200, 0.01, 0.07, {"2", "-0.25"}};
@@ -579,14 +546,15 @@ TEST(ParticlesStar, DebianRelionReadsWhatWeWrite) {
     p.extra = {std::to_string(i)};
     s.particles.push_back(p);
   }
-  const fs::path ours = dir.path / "ours.star", theirs = dir.path / "theirs.star", log = dir.path / "log.txt";
-  tessera::write_particles_star(ours, s, dir.path);
-  const std::string cmd = "relion_star_handler --i '" + ours.string() + "' --o '" + theirs.string() + "' > '" +
-                          log.string() + "' 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_text(log);
+  const fs::path ours = dir / "ours.star", theirs = dir / "theirs.star";
+  tessera::write_particles_star(ours, s, dir.path());
+  const RunResult run = run_command(dir.path(), "relion_star_handler --i " + shell_quote(ours.string()) + " --o " +
+                                                    shell_quote(theirs.string()));
+  const std::string log = run.out + run.err;
+  ASSERT_EQ(run.exit_code, 0) << log;
   // RELION recognised a 3.1 file: no conversion from an older version.
-  EXPECT_EQ(read_text(log).find("previous version"), std::string::npos) << read_text(log);
-  const ParticleSet r = tessera::read_particles_star(theirs, dir.path);
+  EXPECT_EQ(log.find("previous version"), std::string::npos) << log;
+  const ParticleSet r = tessera::read_particles_star(theirs, dir.path());
   ASSERT_EQ(r.optics.size(), 2u);
   ASSERT_EQ(r.particles.size(), 3u);
   // RELION writes doubles with 6 decimals: every value above has at most 3, so equal to 1e-9.

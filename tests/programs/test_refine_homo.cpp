@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "program_runner.hpp"
+#include "run_programs.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"

@@ -4,14 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
-#include <fmt/format.h>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "run_programs.hpp"
 #include "tessera/ctf.hpp"
 #include "tessera/fft.hpp"
 #include "tessera/fsc.hpp"
@@ -25,30 +23,12 @@ namespace fs = std::filesystem;
 namespace tessera {
 namespace {
 
-bool on_path(const std::string& program) {
-  return std::system(fmt::format("command -v {} >/dev/null 2>&1", program).c_str()) == 0;
-}
-
-std::string program(const std::string& name) { return std::string(TESSERA_BINARY_DIR) + "/protocols/" + name; }
-
-int run(const std::string& command, const fs::path& log) {
-  const int status = std::system(fmt::format("{} >{} 2>&1", command, log.string()).c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / fmt::format("tessera_{}_{}", name, ::getpid())) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::on_path;
+using test::run_command;
+using test::run_program;
+using test::RunResult;
+using test::shell_quote;
+using test::TempDir;
 
 // Lowest FSC over shells 1 .. 0.8 * Nyquist.
 double min_fsc_to_08_nyquist(const std::vector<double>& curve) {
@@ -104,22 +84,19 @@ TEST(RelionInterop, ReconstructionAgreesWithRelionReconstruct) {
   const auto data = test::shared_data();
   if (!data) GTEST_SKIP() << "no shared data";
   if (!on_path("relion_reconstruct")) GTEST_SKIP() << "relion_reconstruct is not installed";
-  const TempDir tmp("relion_rec");
+  const TempDir tmp;
   const fs::path dir = *data / "relion_7DDO";
   // RELION resolves image names against its working folder.
-  ASSERT_EQ(run(fmt::format("cd {} && relion_reconstruct --i Particles/particles.star --o {} --ctf", dir.string(),
-                            (tmp.path / "relion.mrc").string()),
-                tmp.path / "relion.log"),
-            0)
-      << read_text(tmp.path / "relion.log");
+  RunResult r = run_command(tmp.path(), "cd " + shell_quote(dir.string()) +
+                                            " && relion_reconstruct --i Particles/particles.star --o " +
+                                            shell_quote((tmp / "relion.mrc").string()) + " --ctf");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // Both without a Wiener filter: relion_reconstruct uses none without --fsc.
-  ASSERT_EQ(run(fmt::format("{} --particles {} --out {} --wiener false --threads 2", program("tessera_reconstruct"),
-                            (dir / "Particles/particles.star").string(), (tmp.path / "tessera").string()),
-                tmp.path / "tessera.log"),
-            0)
-      << read_text(tmp.path / "tessera.log");
-  const std::vector<double> curve =
-      fsc(read_mrc(tmp.path / "tessera/map.mrc").data, read_mrc(tmp.path / "relion.mrc").data);
+  r = run_program(tmp, "reconstruct",
+                  {"--particles", (dir / "Particles/particles.star").string(), "--out", (tmp / "tessera").string(),
+                   "--wiener", "false", "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::vector<double> curve = fsc(read_mrc(tmp / "tessera/map.mrc").data, read_mrc(tmp / "relion.mrc").data);
   // Same data, same poses, same estimator: the maps agree where there is
   // signal and where there is only noise (measured >= 0.98 to 0.8 Nyquist).
   std::cout << "min FSC(tessera, relion) to 0.8 Nyquist: " << min_fsc_to_08_nyquist(curve) << "\n";
@@ -129,27 +106,23 @@ TEST(RelionInterop, ReconstructionAgreesWithRelionReconstruct) {
 // RELION reads Tessera's simulated STAR and stack and reconstructs the same map.
 TEST(RelionInterop, RelionReadsTesseraSimulation) {
   if (!on_path("relion_reconstruct")) GTEST_SKIP() << "relion_reconstruct is not installed";
-  const TempDir tmp("relion_reads");
-  const fs::path sim = tmp.path / "sim";
-  ASSERT_EQ(run(fmt::format("{} --out {} --count 1000 --phantom-box-px 64 --pixel-A 3 --snr 0.5 "
-                            "--defocus-min-A 10000 --defocus-max-A 25000 --astigmatism-max-A 500 --origin-sigma-A 3 "
-                            "--scale-sigma 0.1 --threads 2",
-                            program("tessera_simulate"), sim.string()),
-                tmp.path / "sim.log"),
-            0)
-      << read_text(tmp.path / "sim.log");
-  ASSERT_EQ(run(fmt::format("cd {} && relion_reconstruct --i particles.star --o {} --ctf", sim.string(),
-                            (tmp.path / "relion.mrc").string()),
-                tmp.path / "relion.log"),
-            0)
-      << read_text(tmp.path / "relion.log");
-  ASSERT_EQ(run(fmt::format("{} --particles {} --out {} --wiener false --threads 2", program("tessera_reconstruct"),
-                            (sim / "particles.star").string(), (tmp.path / "tessera").string()),
-                tmp.path / "tessera.log"),
-            0)
-      << read_text(tmp.path / "tessera.log");
-  const RealGrid relion = read_mrc(tmp.path / "relion.mrc").data;
-  const std::vector<double> vs_tessera = fsc(read_mrc(tmp.path / "tessera/map.mrc").data, relion);
+  const TempDir tmp;
+  const fs::path sim = tmp / "sim";
+  RunResult r = run_program(tmp, "simulate",
+                            {"--out", sim.string(), "--count", "1000", "--phantom-box-px", "64", "--pixel-A", "3",
+                             "--snr", "0.5", "--defocus-min-A", "10000", "--defocus-max-A", "25000",
+                             "--astigmatism-max-A", "500", "--origin-sigma-A", "3", "--scale-sigma", "0.1",
+                             "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = run_command(tmp.path(), "cd " + shell_quote(sim.string()) + " && relion_reconstruct --i particles.star --o " +
+                                  shell_quote((tmp / "relion.mrc").string()) + " --ctf");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = run_program(tmp, "reconstruct",
+                  {"--particles", (sim / "particles.star").string(), "--out", (tmp / "tessera").string(), "--wiener",
+                   "false", "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const RealGrid relion = read_mrc(tmp / "relion.mrc").data;
+  const std::vector<double> vs_tessera = fsc(read_mrc(tmp / "tessera/map.mrc").data, relion);
   std::cout << "min FSC(tessera, relion) to 0.8 Nyquist: " << min_fsc_to_08_nyquist(vs_tessera) << "\n";
   EXPECT_GE(min_fsc_to_08_nyquist(vs_tessera), 0.95);
   // And RELION's map is the simulated object, not just Tessera's reading of it.

@@ -13,15 +13,11 @@
 // removed when the test ends. Box 64 at 3 A/px throughout: Nyquist is shell 32
 // (6 A); "0.8 x Nyquist" is shells 1..25 (7.68 A). About 25 s of CPU in all.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -32,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "run_programs.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/geometry.hpp"
 #include "tessera/mrc.hpp"
@@ -44,70 +41,17 @@
 
 namespace fs = std::filesystem;
 using namespace tessera;
+using test::read_text;
+using test::run_program;
+using test::RunResult;
+using test::TempDir;
+using test::write_text;
 
 namespace {
 
 constexpr int kBox = 64;
 constexpr double kPixelA = 3.0;
 constexpr int kLastShell = 25;  // 0.8 x Nyquist at box 64 (0.8 * 32 = 25.6)
-
-// A fresh folder under the system temporary folder, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tessera-programs-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  if (!(f << text)) throw std::runtime_error("cannot write " + p.string());
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// Runs protocols/tessera_<program> with `args`; stdout and stderr are captured
-// in files inside `tmp` (not in any --out folder).
-RunResult run(const TempDir& tmp, const std::string& program, const std::vector<std::string>& args) {
-  const fs::path exe = fs::path(TESSERA_BINARY_DIR) / "protocols" / ("tessera_" + program);
-  const fs::path out = tmp / "last.stdout", err = tmp / "last.stderr";
-  std::string cmd = shell_quote(exe.string());
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
-  const int status = std::system(cmd.c_str());
-  RunResult r;
-  r.exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
-}
 
 // Noise-free, CTF on (defocus 1-2.5 um), single-threaded, quiet.
 std::vector<std::string> clean_simulation(const fs::path& out, long count) {
@@ -123,9 +67,10 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
 // tessera_reconstruct of `particles` into `out`, with the FSC against `reference`.
 RunResult reconstruct(const TempDir& tmp, const fs::path& out, const fs::path& particles, const fs::path& reference,
                       const std::vector<std::string>& extra = {}) {
-  return run(tmp, "reconstruct", std::vector<std::string>{"--out", out.string(), "--particles", particles.string(),
-                                                          "--reference", reference.string(), "--threads", "1",
-                                                          "--quiet"} + extra);
+  return run_program(tmp, "reconstruct",
+                     std::vector<std::string>{"--out", out.string(), "--particles", particles.string(), "--reference",
+                                              reference.string(), "--threads", "1", "--quiet"} +
+                         extra);
 }
 
 RealGrid read_volume(const fs::path& p) { return read_mrc(p).data; }
@@ -154,7 +99,7 @@ void check_true_pose_reconstruction(const std::optional<fs::path>& volume) {
   const fs::path sim = tmp / "sim", rec = tmp / "rec";
   std::vector<std::string> args = clean_simulation(sim, 2000);
   if (volume) args = args + std::vector<std::string>{"--volume", volume->string()};
-  RunResult r = run(tmp, "simulate", args);
+  RunResult r = run_program(tmp, "simulate", args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = reconstruct(tmp, rec, sim / "particles.star", sim / "truth.mrc");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -211,8 +156,9 @@ TEST(SimulateReconstruct, SimulationIsDeterministic) {
   // With noise (the default SNR 0.1), so the noise generator is covered too.
   // 200 particles span several chunks of 32 per thread.
   auto simulate = [&](const std::string& name, const std::string& seed, const std::string& threads) {
-    const RunResult r = run(tmp, "simulate", {"--out", (tmp / name).string(), "--count", "200", "--seed", seed,
-                                              "--threads", threads, "--quiet"});
+    const RunResult r = run_program(
+        tmp, "simulate",
+        {"--out", (tmp / name).string(), "--count", "200", "--seed", seed, "--threads", threads, "--quiet"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
   };
   simulate("a", "7", "1");
@@ -285,8 +231,9 @@ TEST(SimulateReconstruct, StarAndSqliteHoldTheSamePosesAndCtfs) {
   const fs::path sim = tmp / "sim";
   // Non-zero origins and astigmatism, so that shifts (A vs px) and the defocus
   // angle are exercised.
-  RunResult r = run(tmp, "simulate", clean_simulation(sim, 500) + std::vector<std::string>{
-                                         "--origin-sigma-A", "4", "--astigmatism-max-A", "600"});
+  RunResult r = run_program(
+      tmp, "simulate",
+      clean_simulation(sim, 500) + std::vector<std::string>{"--origin-sigma-A", "4", "--astigmatism-max-A", "600"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const ParticleSet star = read_particles_star(sim / "particles.star");
   ScipionSetInfo info;
@@ -361,7 +308,7 @@ std::vector<std::string> zero_count(const TempDir&) { return {"--count", "0"}; }
 
 std::vector<std::string> unknown_symmetry(const TempDir& d) {
   // Valid particles, so that the symmetry is the only problem.
-  const RunResult r = run(d, "simulate", {"--out", (d / "sim").string(), "--count", "10", "--quiet"});
+  const RunResult r = run_program(d, "simulate", {"--out", (d / "sim").string(), "--count", "10", "--quiet"});
   if (r.exit_code != 0) throw std::runtime_error("simulation for the test failed: " + r.err);
   return {"--particles", (d / "sim" / "particles.star").string(), "--symmetry", "X7"};
 }
@@ -376,7 +323,7 @@ TEST_P(BadInputTest, ExitsWithCode2AndWritesNothing) {
   const BadInput& c = GetParam();
   TempDir tmp;
   const fs::path out = tmp / "out";
-  const RunResult r = run(tmp, c.program, c.prepare(tmp) + std::vector<std::string>{"--out", out.string()});
+  const RunResult r = run_program(tmp, c.program, c.prepare(tmp) + std::vector<std::string>{"--out", out.string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   std::string err = r.err;
   while (!err.empty() && err.back() == '\n') err.pop_back();
@@ -410,8 +357,8 @@ TEST(SimulateReconstruct, SymmetryD2UsesTheSymmetryCopies) {
   const SymmetryGroup d2 = SymmetryGroup::parse("D2");
   write_mrc(tmp / "d2.mrc", symmetrize(phantom_volume(kBox, kPixelA, 1), d2), kPixelA);
   const fs::path sim = tmp / "sim";
-  RunResult r = run(tmp, "simulate", clean_simulation(sim, count) +
-                                         std::vector<std::string>{"--volume", (tmp / "d2.mrc").string()});
+  RunResult r = run_program(
+      tmp, "simulate", clean_simulation(sim, count) + std::vector<std::string>{"--volume", (tmp / "d2.mrc").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, std::vector<double>> curves;
   for (const std::string sym : {"D2", "C1"}) {
@@ -478,7 +425,7 @@ TEST(SimulateReconstruct, ModulePosesReproduceEachModulesShare) {
   constexpr long count = 300;
   constexpr double sigma_deg = 3.0;
   const fs::path sim = tmp / "sim";
-  RunResult r = run(tmp, "simulate", clean_simulation(sim, count) + std::vector<std::string>{
+  RunResult r = run_program(tmp, "simulate", clean_simulation(sim, count) + std::vector<std::string>{
       "--module-volumes", (tmp / "left.mrc").string() + "," + (tmp / "right.mrc").string(),
       "--module-rotation-sigma-deg", "3", "--module-shift-sigma-px", "1", "--origin-sigma-A", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -506,7 +453,7 @@ TEST(SimulateReconstruct, ModulePosesReproduceEachModulesShare) {
   // Each module alone at its own poses: same seed and CTF settings, so the
   // same per-micrograph CTFs (checked).
   for (const std::string j : {"1", "2"}) {
-    r = run(tmp, "simulate", clean_simulation(tmp / ("alone_" + j), count) + std::vector<std::string>{
+    r = run_program(tmp, "simulate", clean_simulation(tmp / ("alone_" + j), count) + std::vector<std::string>{
         "--volume", (sim / ("module_" + j + ".mrc")).string(), "--poses",
         (sim / ("module_" + j + "_poses.star")).string()});
     ASSERT_EQ(r.exit_code, 0) << j << ": " << r.err;

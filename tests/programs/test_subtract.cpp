@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "program_runner.hpp"
+#include "run_programs.hpp"
 #include "tessera/fft.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"

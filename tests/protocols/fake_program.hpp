@@ -1,8 +1,6 @@
 #pragma once
 // A fake program declared the way real ones are, and helpers to run it from
 // tests with argv arrays (no subprocesses).
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -13,6 +11,7 @@
 
 #include "common/cli.hpp"
 #include "common/schema.hpp"
+#include "run_programs.hpp"
 
 namespace tessera::test {
 
@@ -49,34 +48,6 @@ inline protocol::Schema fake_schema() {
   return s;
 }
 
-// A fresh folder under $TMPDIR, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tessera_test_XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  // Writes `text` to a file in this folder and returns its path.
-  std::filesystem::path write(const std::string& name, const std::string& text) const {
-    std::ofstream f(path_ / name);
-    f << text;
-    if (!f) throw std::runtime_error("cannot write test file " + name);
-    return path_ / name;
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
 // argv for parse_arguments / run_program; argv[0] is the program name.
 class Argv {
  public:
@@ -92,15 +63,16 @@ class Argv {
   std::vector<const char*> pointers_;
 };
 
-struct RunResult {
+// What run_fake returns: the exit code, what was printed and whether `work` ran.
+struct FakeRunResult {
   int code = -1;
   std::string out, err;
   bool work_called = false;
 };
 
-inline RunResult run_fake(const Argv& argv, const protocol::WorkFunction& work = {}) {
+inline FakeRunResult run_fake(const Argv& argv, const protocol::WorkFunction& work = {}) {
   std::ostringstream out, err;
-  RunResult r;
+  FakeRunResult r;
   const protocol::WorkFunction wrapped = [&](const protocol::Values& v, protocol::RunContext& ctx) {
     r.work_called = true;
     if (work) work(v, ctx);

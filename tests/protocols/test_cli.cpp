@@ -201,17 +201,17 @@ TEST(Cli, OutMustBeACreatableFolder) {
   const std::string particles = dir.write("particles.star", "x").string();
   const std::string file = dir.write("taken", "x").string();
   for (const std::string& out : {file, file + "/sub"}) {
-    const test::RunResult r = test::run_fake(Argv{"--out", out, "--particles", particles});
+    const test::FakeRunResult r = test::run_fake(Argv{"--out", out, "--particles", particles});
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("--out: '" + file + "' exists and is not a folder"), std::string::npos) << r.err;
   }
-  const test::RunResult r = test::run_fake(Argv{"--particles", particles});
+  const test::FakeRunResult r = test::run_fake(Argv{"--particles", particles});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--out: required parameter is missing"), std::string::npos) << r.err;
 }
 
 TEST(Cli, HelpListsEveryOptionBySection) {
-  const test::RunResult r = test::run_fake(Argv{"--help"});
+  const test::FakeRunResult r = test::run_fake(Argv{"--help"});
   EXPECT_EQ(r.code, 0);
   EXPECT_FALSE(r.work_called);
   for (const char* needle :
@@ -228,7 +228,7 @@ TEST(Cli, RunProgramMapsExceptionsToExitCodes) {
   const std::string particles = dir.write("particles.star", "x").string();
   const Argv argv{"--out", (dir / "run").string(), "--particles", particles};
 
-  const test::RunResult failure = test::run_fake(argv, [](const Values&, RunContext&) {
+  const test::FakeRunResult failure = test::run_fake(argv, [](const Values&, RunContext&) {
     throw std::runtime_error("boom\nsecond line");
   });
   EXPECT_EQ(failure.code, 1);
@@ -238,14 +238,14 @@ TEST(Cli, RunProgramMapsExceptionsToExitCodes) {
   EXPECT_EQ(failed["error"], "boom second line");
   EXPECT_EQ(failed["exit_code"], 1);
 
-  const test::RunResult bad = test::run_fake(argv, [](const Values&, RunContext&) {
+  const test::FakeRunResult bad = test::run_fake(argv, [](const Values&, RunContext&) {
     throw InputError("particles.star: no data_particles block");
   });
   EXPECT_EQ(bad.code, 2);
   EXPECT_EQ(bad.err, "ERROR: particles.star: no data_particles block\n");
   EXPECT_EQ(test::read_json(dir / "run/outputs.json")["exit_code"], 2);
 
-  const test::RunResult no_output = test::run_fake(argv);  // declared "volume" never added
+  const test::FakeRunResult no_output = test::run_fake(argv);  // declared "volume" never added
   EXPECT_EQ(no_output.code, 1);
   EXPECT_NE(no_output.err.find("declared output 'volume' was not produced"), std::string::npos);
 }

@@ -16,6 +16,7 @@ namespace tessera::protocol {
 namespace {
 
 using test::Argv;
+using test::read_text;
 using test::TempDir;
 
 std::vector<Json> read_log(const std::filesystem::path& file) {
@@ -42,11 +43,6 @@ bool is_iso_time(const std::string& t) {
   return true;
 }
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream f(p);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 struct RunContextTest : ::testing::Test {
   TempDir dir;
   std::string particles = dir.write("particles.star", "x").string();
@@ -55,7 +51,7 @@ struct RunContextTest : ::testing::Test {
 
 TEST_F(RunContextTest, SuccessfulRunWritesManifestAndLog) {
   std::string status_while_running;
-  const test::RunResult r = test::run_fake(
+  const test::FakeRunResult r = test::run_fake(
       Argv{"--out", out.string(), "--particles", particles, "--max-res-A", "4.5", "--mask-threshold", "3"},
       [&](const Values& v, RunContext& ctx) {
         status_while_running = test::read_json(out / "outputs.json")["status"];
@@ -131,14 +127,14 @@ TEST_F(RunContextTest, LogLevels) {
     ctx.info("inf");
     ctx.warn("wrn");
   };
-  const test::RunResult quiet =
+  const test::FakeRunResult quiet =
       test::run_fake(Argv{"--out", out.string(), "--particles", particles, "--quiet"}, work);
   ASSERT_EQ(quiet.code, 0) << quiet.err;
   EXPECT_EQ(quiet.out, quiet.out.substr(0, quiet.out.find('\n') + 1));  // one line only
   EXPECT_NE(quiet.out.find("WARNING: wrn"), std::string::npos);
   EXPECT_EQ(events_of(read_log(out / "run.log.jsonl"), "log").size(), 2u);  // info and warning, no debug
 
-  const test::RunResult verbose =
+  const test::FakeRunResult verbose =
       test::run_fake(Argv{"--out", out.string(), "--particles", particles, "--verbose"}, work);
   ASSERT_EQ(verbose.code, 0) << verbose.err;
   EXPECT_NE(verbose.out.find("] dbg\n"), std::string::npos);
@@ -161,7 +157,7 @@ TEST_F(RunContextTest, ContinueAppendsToTheLog) {
 
 TEST_F(RunContextTest, ProgressIsThrottledAndEstimatesTimeLeft) {
   std::string stdout_text;
-  const test::RunResult r = test::run_fake(Argv{"--out", out.string(), "--particles", particles},
+  const test::FakeRunResult r = test::run_fake(Argv{"--out", out.string(), "--particles", particles},
                                            [&](const Values&, RunContext& ctx) {
     // 101 reports within far less than the 1 s throttle: only the first and the last are kept.
     for (long i = 0; i <= 100; ++i) ctx.progress("particles", i, 100);
@@ -190,7 +186,7 @@ TEST_F(RunContextTest, ProgressIsThrottledAndEstimatesTimeLeft) {
 }
 
 TEST_F(RunContextTest, AddOutputRejectsMistakes) {
-  const test::RunResult r = test::run_fake(Argv{"--out", out.string(), "--particles", particles},
+  const test::FakeRunResult r = test::run_fake(Argv{"--out", out.string(), "--particles", particles},
                                            [&](const Values&, RunContext& ctx) {
     atomic_write_text(ctx.path("v.mrc"), "MAP");
     EXPECT_THROW(ctx.add_output("map", "v.mrc"), std::logic_error);             // undeclared

@@ -41,7 +41,7 @@ TEST(Schema, BuilderStoresTypedDefaultsAndBounds) {
 
 TEST(Schema, JsonHasDocumentedFields) {
   // Through run_program, as the Scipion plugin calls it.
-  const test::RunResult r = test::run_fake({"--schema"});
+  const test::FakeRunResult r = test::run_fake({"--schema"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(r.work_called);
   const Json j = Json::parse(r.out);

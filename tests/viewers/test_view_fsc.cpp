@@ -297,10 +297,7 @@ TEST_F(ViewFsc, BadInputExits2WithOneErrorLineAndWritesNothing) {
     std::vector<std::string> a = args;
     a.insert(a.end(), {"--export", png.string()});
     const RunResult r = run_viewer(tmp_, "fsc", a);
-    EXPECT_EQ(r.exit_code, 2) << culprit << ": " << r.err;
-    EXPECT_EQ(r.err.rfind("ERROR: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(culprit), std::string::npos) << r.err;
+    expect_one_error_line(r, culprit);
     EXPECT_FALSE(fs::exists(png)) << culprit;
   }
   // No display and no --export: it says so instead of failing in Qt.

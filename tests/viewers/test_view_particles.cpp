@@ -94,15 +94,7 @@ void expect_page(const QImage& img, const Json& g, const std::vector<std::size_t
 class ViewParticles : public ::testing::Test {
  protected:
   Json export_png(const std::vector<std::string>& args, const std::string& keep_as, QImage& img) {
-    const fs::path png = tmp_ / "out.png", geo = tmp_ / "out.json";
-    std::vector<std::string> a = args;
-    a.insert(a.end(), {"--export", png.string(), "--geometry-json", geo.string()});
-    const RunResult r = run_viewer(tmp_, "particles", a);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) throw std::runtime_error("viewer failed");
-    keep_png(png, keep_as);
-    img = load_png(png);
-    return load_json(geo);
+    return test::export_png(tmp_, "particles", args, keep_as, img);
   }
   TempDir tmp_;
 };
@@ -206,10 +198,7 @@ TEST_F(ViewParticles, BadInputExits2WithOneErrorLineAndWritesNothing) {
     std::vector<std::string> a = args;
     if (culprit != "nofolder") a.insert(a.end(), {"--export", png.string()});
     const RunResult r = run_viewer(tmp_, "particles", a);
-    EXPECT_EQ(r.exit_code, 2) << culprit << ": " << r.err;
-    EXPECT_EQ(r.err.rfind("ERROR: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(culprit), std::string::npos) << r.err;
+    expect_one_error_line(r, culprit);
     EXPECT_FALSE(fs::exists(png)) << culprit;
   }
 }

@@ -84,15 +84,7 @@ class ViewVolume : public ::testing::Test {
     return p;
   }
   Json export_png(const std::vector<std::string>& args, const std::string& keep_as, QImage& img) {
-    const fs::path png = tmp_ / "out.png", geo = tmp_ / "out.json";
-    std::vector<std::string> a = args;
-    a.insert(a.end(), {"--export", png.string(), "--geometry-json", geo.string()});
-    const RunResult r = run_viewer(tmp_, "volume", a);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) throw std::runtime_error("viewer failed");
-    keep_png(png, keep_as);
-    img = load_png(png);
-    return load_json(geo);
+    return test::export_png(tmp_, "volume", args, keep_as, img);
   }
   TempDir tmp_;
 };
@@ -273,10 +265,7 @@ TEST_F(ViewVolume, BadInputExits2WithOneErrorLineAndWritesNothing) {
     std::vector<std::string> a = args;
     a.insert(a.end(), {"--export", png.string()});
     const RunResult r = run_viewer(tmp_, "volume", a);
-    EXPECT_EQ(r.exit_code, 2) << culprit << ": " << r.err;
-    EXPECT_EQ(r.err.rfind("ERROR: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(culprit), std::string::npos) << r.err;
+    expect_one_error_line(r, culprit);
     EXPECT_FALSE(fs::exists(png)) << culprit;
   }
 }

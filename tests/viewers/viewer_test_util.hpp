@@ -1,98 +1,34 @@
 #pragma once
-// Shared by the viewer tests: temporary folders, running the built viewers and
-// programs, reading the pictures and the geometry they write, colour checks.
+// Shared by the viewer tests: running the built viewers (run_programs.hpp runs
+// the programs), reading the pictures and the geometry they write, colour checks.
 //
 // Pictures the tests look at are copied into the folder named by the
 // environment variable TESSERA_VIEWER_PNG_DIR when it is set (for people to
 // look at them); otherwise they are removed with the test's folder.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <QColor>
 #include <QImage>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "run_programs.hpp"
 
 namespace tessera::test {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tessera-viewers-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
-inline std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-inline void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  if (!(f << text)) throw std::runtime_error("cannot write " + p.string());
-}
-
-inline std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// Runs `exe` with `args` after `env` (e.g. "QT_QPA_PLATFORM=offscreen" or
-// "env -u DISPLAY"); stdout and stderr go to files in `tmp`.
-inline RunResult run_exe(const TempDir& tmp, const fs::path& exe, const std::vector<std::string>& args,
-                         const std::string& env = "") {
-  const fs::path out = tmp / "last.stdout", err = tmp / "last.stderr";
-  std::string cmd = env.empty() ? "" : env + " ";
-  cmd += shell_quote(exe.string());
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
-  const int status = std::system(cmd.c_str());
-  RunResult r;
-  r.exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
-}
-
 // viewers/tessera_view_<name>
 inline RunResult run_viewer(const TempDir& tmp, const std::string& name, const std::vector<std::string>& args,
                             const std::string& env = "") {
   return run_exe(tmp, fs::path(TESSERA_BINARY_DIR) / "viewers" / ("tessera_view_" + name), args, env);
-}
-
-// protocols/tessera_<name>
-inline RunResult run_program(const TempDir& tmp, const std::string& name, const std::vector<std::string>& args) {
-  return run_exe(tmp, fs::path(TESSERA_BINARY_DIR) / "protocols" / ("tessera_" + name), args);
 }
 
 inline QImage load_png(const fs::path& p) {
@@ -111,6 +47,32 @@ inline void keep_png(const fs::path& png, const std::string& name) {
   if (!dir || !*dir) return;
   fs::create_directories(dir);
   fs::copy_file(png, fs::path(dir) / name, fs::copy_options::overwrite_existing);
+}
+
+// Runs tessera_view_<viewer> with `args` and --export <tmp>/out.png
+// --geometry-json <tmp>/out.json: the picture goes into `img` (and to
+// keep_png as `keep_as`), the geometry is returned. A failed run fails the
+// test and throws.
+inline Json export_png(const TempDir& tmp, const std::string& viewer, std::vector<std::string> args,
+                       const std::string& keep_as, QImage& img) {
+  const fs::path png = tmp / "out.png", geo = tmp / "out.json";
+  args.insert(args.end(), {"--export", png.string(), "--geometry-json", geo.string()});
+  const RunResult r = run_viewer(tmp, viewer, args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  if (r.exit_code != 0) throw std::runtime_error("viewer failed");
+  keep_png(png, keep_as);
+  img = load_png(png);
+  return load_json(geo);
+}
+
+// What a viewer gives for bad input: exit code 2 and one line "ERROR: ..." on
+// stderr that names `culprit`.
+inline void expect_one_error_line(const RunResult& r, const std::string& culprit) {
+  SCOPED_TRACE(culprit);
+  EXPECT_EQ(r.exit_code, 2) << culprit << ": " << r.err;
+  EXPECT_EQ(r.err.rfind("ERROR: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(culprit), std::string::npos) << r.err;
 }
 
 inline QColor color_of(const Json& name) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/number.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera::viewer {
@@ -13,16 +14,9 @@ namespace tessera::viewer {
 namespace {
 
 double parse_number(const std::string& text, const std::string& what, const std::string& whole) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !std::isfinite(v))
-    throw InputError(fmt::format("{}: '{}' is not a number in '{}'", what, text, whole));
-  return v;
+  const std::optional<double> v = parse_finite(text);
+  if (!v) throw InputError(fmt::format("{}: '{}' is not a number in '{}'", what, text, whole));
+  return *v;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/number.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/star.hpp"
@@ -18,16 +19,9 @@ using Json = nlohmann::json;
 namespace {
 
 double number(const std::string& text, const fs::path& file, const StarTable& t, std::size_t row) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !std::isfinite(v))
-    throw InputError(fmt::format("{}:{}: '{}' is not a number", file.string(), t.line_of(row), text));
-  return v;
+  const std::optional<double> v = parse_finite(text);
+  if (!v) throw InputError(fmt::format("{}:{}: '{}' is not a number", file.string(), t.line_of(row), text));
+  return *v;
 }
 
 void check_curve(const FscCurveData& c, const fs::path& file) {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <set>
 
+#include "common/number.hpp"
 #include "common/viewer_app.hpp"
 #include "fsc/fsc_chart.hpp"
 #include "fsc/fsc_data.hpp"
@@ -193,16 +194,9 @@ FscPlotOptions plot_options(const QCommandLineParser& p) {
   FscPlotOptions o;
   o.thresholds.clear();
   for (const auto& t : option_list(p, "thresholds")) {
-    std::size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(t, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != t.size() || !(v > -1 && v < 1))
-      throw InputError(fmt::format("--thresholds: '{}' is not in (-1, 1)", t));
-    o.thresholds.push_back(v);
+    const std::optional<double> v = parse_finite(t);
+    if (!v || !(*v > -1 && *v < 1)) throw InputError(fmt::format("--thresholds: '{}' is not in (-1, 1)", t));
+    o.thresholds.push_back(*v);
   }
   const std::string mode = p.value("crossings").toStdString();
   if (mode == "own")

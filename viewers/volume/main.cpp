@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/number.hpp"
 #include "common/viewer_app.hpp"
 #include "tessera/error.hpp"
 #include "tessera/mrc.hpp"
@@ -41,14 +42,9 @@ Euler parse_view(const QCommandLineParser& p) {
     throw InputError(fmt::format("--view: '{}' is not ROT,TILT,PSI", p.value("view").toStdString()));
   std::array<double, 3> a{};
   for (int i = 0; i < 3; ++i) {
-    std::size_t used = 0;
-    try {
-      a[i] = std::stod(parts[i], &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != parts[i].size() || !std::isfinite(a[i]))
-      throw InputError(fmt::format("--view: '{}' is not a number", parts[i]));
+    const std::optional<double> v = parse_finite(parts[i]);
+    if (!v) throw InputError(fmt::format("--view: '{}' is not a number", parts[i]));
+    a[i] = *v;
   }
   return {a[0], a[1], a[2]};
 }

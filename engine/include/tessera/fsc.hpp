@@ -36,6 +36,10 @@ namespace tessera {
 /// A shell where either map has no power gets 0.
 std::vector<double> fsc(const RealGrid& a, const RealGrid& b);
 
+/// The voxel-wise mean (a + b) / 2 of two maps of the same shape, e.g. the map
+/// of two half maps. Throws InputError when the shapes differ.
+RealGrid average_maps(const RealGrid& a, const RealGrid& b);
+
 /// Resolution in Angstrom of shells k = 0 .. box/2: box * voxel_A / k, with
 /// +infinity for k = 0.
 std::vector<double> shell_resolution_A(int box, double voxel_A);
