@@ -110,7 +110,8 @@ ProjectionPose scipion_matrix_to_pose(const Mat4& m, double pixel_A) {
   p.angles = matrix_to_euler(a);
   p.origin_x_A = s[0] * pixel_A;
   p.origin_y_A = s[1] * pixel_A;
-  p.origin_z_A = s[2] * pixel_A;
+  // A 2D particle's z origin comes back as rounding noise (~1e-16): keep it 0.
+  p.origin_z_A = std::abs(s[2]) < 1e-9 ? 0.0 : s[2] * pixel_A;
   return p;
 }
 

@@ -61,6 +61,7 @@ TEST(Geometry, ScipionMatrixMatchesPwem) {
   EXPECT_NEAR(back.angles.psi, p.angles.psi, 1e-9);
   EXPECT_NEAR(back.origin_x_A, p.origin_x_A, 1e-9);
   EXPECT_NEAR(back.origin_y_A, p.origin_y_A, 1e-9);
+  EXPECT_EQ(back.origin_z_A, 0.0);  // exactly: a STAR must not get a z column of rounding noise
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ struct ProjectionPose {
 
 /// Scipion's 4x4 projection transform from a pose (shifts in pixels).
 Mat4 pose_to_scipion_matrix(const ProjectionPose& pose, double pixel_A);
-/// Inverse of pose_to_scipion_matrix.
+/// Inverse of pose_to_scipion_matrix. A z shift below 1e-9 px (rounding noise
+/// of a 2D particle's matrix) is returned as exactly 0.
 ProjectionPose scipion_matrix_to_pose(const Mat4& m, double pixel_A);
 
 }  // namespace tessera

@@ -1,0 +1,3 @@
+from .viewer import TesseraViewer
+
+__all__ = ['TesseraViewer']

@@ -1,0 +1,77 @@
+"""A run's results in Tessera's Qt viewers (viewers/README.md), with Scipion's own views as fallback.
+
+One entry per kind of output the run has: FSC curves (tessera_view_fsc on the run folder, which
+also plots the per-iteration statistics of run.log.jsonl), maps with the run's mask overlaid
+(tessera_view_volume) and particles (tessera_view_particles on the Scipion set). Where the Qt
+viewers are not installed, Scipion's FSC plot and data views are used instead.
+"""
+import os
+import shlex
+
+import pyworkflow.protocol.params as params
+from pwem.objects import FSC, SetOfParticles, Volume, VolumeMask
+from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, CommandView, ProtocolViewer
+
+from .. import Plugin
+from ..convert import strip_format
+from ..protocols import GENERATED
+
+FSC_VIEWER, VOLUME_VIEWER, PARTICLES_VIEWER = 'tessera_view_fsc', 'tessera_view_volume', 'tessera_view_particles'
+
+
+class TesseraViewer(ProtocolViewer):
+    """Shows what a Tessera run produced."""
+    _label = 'viewer tessera'
+    _targets = list(GENERATED.values())
+    _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+    def _outputsOf(self, cls):
+        return [(name, out) for name, out in self.protocol.iterOutputAttributes() if type(out) is cls]
+
+    def _defineParams(self, form):
+        form.addSection(label='Visualization')
+        if self._outputsOf(FSC):
+            form.addParam('displayFsc', params.LabelParam, label='FSC curves and iteration statistics')
+        if self._outputsOf(Volume):
+            form.addParam('displayVolume', params.EnumParam, choices=[n for n, _ in self._outputsOf(Volume)],
+                          default=0, display=params.EnumParam.DISPLAY_COMBO, label='Map to show',
+                          help='Slices, projections and renderings, with the run\'s mask overlaid.')
+        if self._outputsOf(SetOfParticles):
+            form.addParam('displayParticles', params.LabelParam, label='Particles')
+
+    def _getVisualizeDict(self):
+        return {'displayFsc': self._showFsc, 'displayVolume': self._showVolume,
+                'displayParticles': self._showParticles}
+
+    def _command(self, program, *args):
+        return CommandView(' '.join(shlex.quote(a) for a in (Plugin.getProgram(program),) + args),
+                           env=Plugin.getEnviron(), cwd=self.getProject().getPath() if self.getProject() else None)
+
+    def _showFsc(self, param=None):
+        if Plugin.hasProgram(FSC_VIEWER):
+            return [self._command(FSC_VIEWER, self.protocol._getExtraPath())]
+        from pwem.viewers import FscViewer
+        viewer = FscViewer(project=self.getProject(), protocol=self.protocol)
+        viewer.visualize(self._outputsOf(FSC)[0][1])
+        return []
+
+    def _showVolume(self, param=None):
+        volumes = self._outputsOf(Volume)
+        volume = volumes[self.displayVolume.get() or 0][1] if volumes else None
+        if volume is None:
+            return []
+        if not Plugin.hasProgram(VOLUME_VIEWER):
+            from pwem.viewers import DataView
+            return [DataView(volume.getFileName())]
+        args = [strip_format(volume.getFileName())]
+        masks = self._outputsOf(VolumeMask)
+        if masks:
+            args += ['--overlay', strip_format(masks[-1][1].getFileName())]
+        return [self._command(VOLUME_VIEWER, *args)]
+
+    def _showParticles(self, param=None):
+        particles = self._outputsOf(SetOfParticles)[0][1]
+        if not Plugin.hasProgram(PARTICLES_VIEWER):
+            from pwem.viewers import ObjectView
+            return [ObjectView(self.getProject(), particles.strId(), particles.getFileName())]
+        return [self._command(PARTICLES_VIEWER, os.path.abspath(particles.getFileName()))]

@@ -1,0 +1,269 @@
+"""Tessera's protocols in a real, headless Scipion project (pyworkflow + pwem + scipion-em-relion).
+
+The RELION 7DDO particles (1000 x 64 px, 3 Å/px) are imported with Scipion's RELION importer, refined
+by Tessera's homogeneous refinement (3 iterations) and subtracted (keeping the RBD) through the
+plugin. Checked: the outputs are Scipion objects (a Volume with two half maps, a SetOfParticles
+with 'Projection' alignment, FSC, masks, relations), the output poses equal the program's own STAR
+(read by the RELION plugin's STAR reader, an implementation independent of Tessera's), the viewer's
+commands render, and the workflow template loads with pyworkflow's loader and its Tessera steps run.
+
+Run by scipion_plugin/run_tests.sh with the plugin installed in a virtual environment and
+TESSERA_HOME set to a Tessera build or install.
+"""
+import copy
+import json
+import os
+import subprocess
+import unittest
+
+import numpy as np
+
+import scipion_session as session  # first: sets up Scipion's configuration
+
+from pwem.constants import ALIGN_PROJ  # noqa: E402
+from pwem.objects import FSC, SetOfFSCs, SetOfParticles, Volume, VolumeMask  # noqa: E402
+from pwem.protocols import ProtImportMask, ProtImportParticles, ProtImportVolumes  # noqa: E402
+from pyworkflow.viewer import CommandView  # noqa: E402
+
+import tessera  # noqa: E402
+from tessera.protocols import (TesseraProtRefineHomo, TesseraProtSimulate, TesseraProtSubtract,  # noqa: E402
+                               TesseraProtValidateFsc, make_protocol_class)
+from tessera.viewers import TesseraViewer  # noqa: E402
+
+D = session.RELION_7DDO
+POSE_TOLERANCE = 1e-9  # the STAR holds the poses to full double precision; two conversions round differently
+
+
+def import_inputs(project):
+    """RELION particles (with their CTF and poses), the 40 Å reference, the RBD mask."""
+    parts = project.newProtocol(ProtImportParticles, objLabel='import particles (RELION)',
+                                importFrom=ProtImportParticles.IMPORT_FROM_RELION,
+                                starFile=os.path.join(D, 'Particles', 'particles.star'), samplingRate=3.0,
+                                voltage=300, sphericalAberration=2.7, amplitudeContrast=0.1, magnification=50000)
+    vol = project.newProtocol(ProtImportVolumes, objLabel='import reference',
+                              filesPath=os.path.join(D, 'ground_truth', 'ref_lp40.mrc'), samplingRate=3.0)
+    mask = project.newProtocol(ProtImportMask, objLabel='import RBD mask',
+                               maskPath=os.path.join(D, 'ground_truth', 'mask_RBD.mrc'), samplingRate=3.0)
+    for p in (parts, vol, mask):
+        session.launch(project, p)
+    return parts, vol, mask
+
+
+def star_matrices(star_file, work_dir):
+    """Projection matrices of a STAR file as the RELION plugin reads them, in file order."""
+    from relion.convert import convert31, readSetOfParticles
+    # emtable guesses the type of a label RELION's plugin does not declare from its first value:
+    # tessera_subtract writes rlnOriginZAngst as 0 in one row and 1e-16 in another.
+    convert31.LABELS_DICT.setdefault('rlnOriginZAngst', float)
+    fn = os.path.join(work_dir, 'star_oracle_%d.sqlite' % len(os.listdir(work_dir)))
+    oracle = SetOfParticles(filename=fn)
+    readSetOfParticles(star_file, oracle, alignType=ALIGN_PROJ)
+    matrices = [p.getTransform().getMatrix().copy() for p in oracle.iterItems(orderBy='id')]
+    oracle.close()
+    return matrices
+
+
+class TestTesseraInScipion(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.project = session.new_project('tessera_pipeline')
+        cls.parts, cls.vol, cls.mask = import_inputs(cls.project)
+        cls.refine = cls.project.newProtocol(
+            TesseraProtRefineHomo, objLabel='tessera refine', particles=cls.parts.outputParticles,
+            reference=cls.vol.outputVolume, max_iterations=3, numberOfThreads=2)
+        session.launch(cls.project, cls.refine)
+        cls.subtract = cls.project.newProtocol(
+            TesseraProtSubtract, objLabel='tessera subtract (keep RBD)',
+            particles=cls.refine.outputParticles, half_maps=cls.refine.outputVolume,
+            mask=cls.mask.outputMask, numberOfThreads=2)
+        session.launch(cls.project, cls.subtract)
+        cls.validate = cls.project.newProtocol(TesseraProtValidateFsc, objLabel='tessera validate FSC',
+                                               half_maps=cls.refine.outputVolume, mask=cls.refine.outputMaskFsc)
+        session.launch(cls.project, cls.validate)
+        cls.simulate = cls.project.newProtocol(TesseraProtSimulate, objLabel='tessera simulate', count=50,
+                                               phantom_box_px=32, pixel_A=4.0, origin_sigma_A=4.0)
+        session.launch(cls.project, cls.simulate)
+        cls.oracle_dir = os.path.join(session.WORK, 'oracle')
+        os.makedirs(cls.oracle_dir, exist_ok=True)
+
+    def assertPosesEqualStar(self, out_set, star_file):
+        expected = star_matrices(star_file, self.oracle_dir)
+        got = [p.getTransform().getMatrix() for p in out_set.iterItems(orderBy='id')]
+        self.assertEqual(len(got), len(expected))
+        worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+        print('%s: %d poses, largest difference to the STAR %.2e' % (star_file, len(got), worst))
+        self.assertLess(worst, POSE_TOLERANCE)
+
+    def test_import_has_projection_alignment(self):
+        parts = self.parts.outputParticles
+        self.assertEqual(parts.getSize(), 1000)
+        self.assertTrue(parts.hasAlignmentProj())
+
+    def test_refine_volume_has_half_maps(self):
+        vol = self.refine.outputVolume
+        self.assertIsInstance(vol, Volume)
+        self.assertAlmostEqual(vol.getSamplingRate(), 3.0)
+        self.assertEqual(vol.getDim(), (64, 64, 64))
+        halves = vol.getHalfMaps().split(',')
+        self.assertEqual([os.path.basename(h) for h in halves], ['map_half_A.mrc', 'map_half_B.mrc'])
+        for h in halves:
+            self.assertTrue(os.path.exists(h), h)
+        for name in ('outputMaskRefine', 'outputMaskFsc'):
+            self.assertIsInstance(getattr(self.refine, name), VolumeMask)
+
+    def test_refine_particles_have_the_programs_poses(self):
+        out = self.refine.outputParticles
+        self.assertIsInstance(out, SetOfParticles)
+        self.assertEqual(out.getAlignment(), ALIGN_PROJ)
+        self.assertEqual(out.getSize(), 1000)
+        self.assertTrue(out.hasCTF())
+        first_in, first_out = self.parts.outputParticles.getFirstItem(), out.getFirstItem()
+        self.assertEqual(first_out.getObjId(), first_in.getObjId())
+        self.assertEqual(first_out.getFileName(), first_in.getFileName())  # same images, new poses
+        self.assertIn(int(first_out._rlnRandomSubset), (1, 2))
+        self.assertPosesEqualStar(out, self.refine._getExtraPath('particles.star'))
+
+    def test_refine_fsc_and_relations(self):
+        fsc = self.refine.outputFSC
+        self.assertIsInstance(fsc, FSC)
+        freqs, values = fsc.getData()
+        self.assertEqual(len(freqs), 33)  # shells 0..32 of a 64 box
+        self.assertAlmostEqual(float(freqs[32]), 1 / 6.0, places=6)  # Nyquist at 3 Å/px
+        self.assertGreater(float(values[1]), 0.9)
+        self.assertIsInstance(self.refine.outputFSCs, SetOfFSCs)
+        self.assertEqual(sorted(f.getObjLabel() for f in self.refine.outputFSCs),
+                         ['corrected', 'loose', 'tight', 'unmasked'])
+        children = self.project.getSourceChilds(self.parts.outputParticles)
+        labels = [c.getObjId() for c in children or []]
+        self.assertIn(self.refine.outputVolume.getObjId(), labels)
+
+    def test_subtract_particles(self):
+        out = self.subtract.outputParticles
+        self.assertEqual(out.getSize(), 1000)
+        self.assertEqual(out.getAlignment(), ALIGN_PROJ)
+        first = out.getFirstItem()
+        self.assertTrue(first.getFileName().startswith(self.subtract._getExtraPath()), first.getFileName())
+        self.assertTrue(os.path.exists(first.getFileName()))
+        self.assertEqual(out.getDim(), (64, 64, 1))
+        self.assertPosesEqualStar(out, self.subtract._getExtraPath('particles_subtracted.star'))
+        self.assertIsInstance(self.subtract.outputKeptMap, Volume)
+        params = self.subtract._getPath('params.json')
+        with open(params) as f:
+            text = f.read()
+        self.assertIn('map_half_A.mrc', text)  # the half maps of the refinement's Volume
+        self.assertIn('particles.sqlite', text)  # the set's own sqlite, not a STAR copy
+
+    def test_validate_fsc(self):
+        fsc = self.validate.outputFSC
+        self.assertEqual(fsc.getObjLabel(), 'corrected')
+        self.assertEqual(len(fsc.getData()[0]), 33)
+        with open(self.validate._getExtraPath('fsc.json')) as f:
+            curves = json.load(f)['curves']
+        self.assertEqual(sorted(f.getObjLabel() for f in self.validate.outputFSCs),
+                         sorted(name for name, values in curves.items() if isinstance(values, list)))
+        self.assertEqual([float(v) for v in fsc.getData()[1]], curves['corrected'])
+        self.assertIsInstance(self.validate.outputSharpened, Volume)
+        self.assertFalse(hasattr(self.validate, 'outputMask'))  # optional: only without an input mask
+
+    def test_simulate_particles_from_the_programs_own_set(self):
+        parts = self.simulate.outputParticles
+        self.assertEqual((parts.getSize(), parts.getAlignment(), parts.getSamplingRate()), (50, ALIGN_PROJ, 4.0))
+        self.assertEqual(parts.getDim(), (32, 32, 1))
+        first = parts.getFirstItem()
+        self.assertTrue(first.getFileName().startswith(self.simulate._getExtraPath()))
+        self.assertTrue(first.hasCTF())
+        self.assertPosesEqualStar(parts, self.simulate._getExtraPath('particles.star'))
+        self.assertEqual(self.simulate.outputTruth.getSamplingRate(), 4.0)
+
+    def test_continue_a_refinement(self):
+        more = self.project.newProtocol(
+            TesseraProtRefineHomo, objLabel='tessera refine, continued', particles=self.parts.outputParticles,
+            reference=self.vol.outputVolume, max_iterations=4, numberOfThreads=2, doContinue=True,
+            continueRun=self.refine)
+        session.launch(self.project, more)
+        with open(more._getExtraPath('run.log.jsonl')) as f:
+            events = [json.loads(line) for line in f]
+        # The earlier run's folder was copied in and the program resumed from it (run.log.jsonl appends).
+        self.assertIn('continuing after iteration 3', [e.get('message') for e in events])
+        self.assertEqual(sum(e['event'] == 'start' for e in events), 2)
+        with open(more._getPath('params.json')) as f:
+            self.assertIs(json.load(f)['continue'], True)
+        self.assertEqual(more.outputParticles.getSize(), 1000)
+        self.assertEqual(len(more.outputVolume.getHalfMaps().split(',')), 2)
+
+    def test_summary_methods_citations(self):
+        summary = '\n'.join(self.refine.summary())
+        self.assertIn('tessera_refine_homo', summary)
+        self.assertIn('resolution', summary)
+        self.assertIn('Tessera', ' '.join(self.refine.methods()))
+        validate = self.project.newProtocol(TesseraProtValidateFsc)
+        self.assertEqual(validate._citations(), ['Tessera', 'Chen2013', 'Rosenthal2003'])
+
+    def test_validation_messages(self):
+        bad = self.project.newProtocol(TesseraProtRefineHomo, particles=self.parts.outputParticles,
+                                       reference=self.vol.outputVolume, max_iterations=0)
+        errors = '\n'.join(bad.validate())
+        self.assertIn('Maximum iterations', errors)
+        self.assertIn('must be >= 1', errors)
+        missing = self.project.newProtocol(TesseraProtSubtract, particles=self.refine.outputParticles)
+        self.assertIn('Mask', '\n'.join(missing.validate()))
+
+    def test_protocol_tree(self):
+        from pwem import Domain
+        from pyworkflow.gui.project.viewprotocols_extra import ProtocolTreeConfig
+        tree = ProtocolTreeConfig.load(Domain, os.path.join(session.WORK, 'no_base_protocols.conf'))
+
+        def tessera_items(node):
+            found = [c.value for c in node.childs if str(c.value).startswith('Tessera')]
+            return found + [v for c in node.childs for v in tessera_items(c)]
+        expected = sorted(c.__name__ for c in (TesseraProtRefineHomo, TesseraProtSubtract, TesseraProtValidateFsc,
+                                                TesseraProtSimulate)) + ['TesseraProtReconstruct']
+        self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
+        self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
+
+    def test_forms(self):
+        form = TesseraProtRefineHomo().getDefinition()
+        self.assertEqual([s.label.get() for s in form.iterSections()],
+                         ['General', 'Input', 'Parameters', 'Dynamic mask', 'Convergence', 'Pose search', 'Run',
+                          'Parallelization'])
+        self.assertEqual(form.getParam('particles').pointerClass.get(), 'SetOfParticles')
+        self.assertEqual(form.getParam('max_iterations').label.get(), 'Maximum iterations')
+        self.assertEqual(form.getParam('initial_lowpass_A').label.get(), 'Initial low-pass (Å)')
+        subtract = TesseraProtSubtract().getDefinition()
+        self.assertEqual(subtract.getParam('particles').pointerCondition.get(), 'hasAlignmentProj')
+        self.assertEqual(subtract.getParam('half_maps').pointerCondition.get(), 'hasHalfMaps')
+        self.assertEqual(subtract.getParam('fixed_scale').condition.get(), 'scale == 2')
+        self.assertEqual(subtract.getParam('scale').choices, ['fit', 'refinement', 'fixed'])
+
+    def test_a_parameter_added_to_a_program_appears_in_its_scipion_form(self):
+        schema = copy.deepcopy(TesseraProtRefineHomo._tesseraSchema)
+        schema['parameters'].append(dict(schema['parameters'][0], name='new_limit_A', option='--new-limit-A',
+                                         type='float', label='New limit', unit='A', default=4.0, min=1.0,
+                                         section='Convergence'))
+        prot = make_protocol_class(schema)()
+        param = prot.getDefinition().getParam('new_limit_A')
+        self.assertEqual((param.label.get(), param.getDefault()), ('New limit (Å)', '4.0'))
+        prot.new_limit_A.set(0.5)
+        self.assertIn('must be >= 1 Å', ' '.join(param.validate(prot.new_limit_A.get())))
+
+    def test_viewer_commands_render(self):
+        viewer = TesseraViewer(project=self.project, protocol=self.refine)
+        viewer.setProtocol(self.refine)
+        views = viewer._showFsc() + viewer._showVolume() + viewer._showParticles()
+        self.assertEqual(len(views), 3)
+        for i, view in enumerate(views):
+            self.assertIsInstance(view, CommandView)
+            if not tessera.Plugin.hasProgram('tessera_view_fsc'):
+                print('viewer programs not built: commands not rendered')
+                continue
+            png = os.path.join(session.WORK, 'view_%d.png' % i)
+            env = dict(view._env, QT_QPA_PLATFORM='offscreen')
+            subprocess.run(view._cmd + ' --export ' + png, shell=True, check=True, env=env, cwd=view._cwd)
+            self.assertGreater(os.path.getsize(png), 1000)
+        self.assertIn('tessera_view_volume', views[1]._cmd)
+        self.assertIn('--overlay', views[1]._cmd)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
