@@ -1,5 +1,7 @@
 #include "tessera/mask.hpp"
 
+#include "tessera/fsc.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -176,6 +178,13 @@ void check_mask(const RealGrid& mask, const std::string& name) {
   if (has_nan || s.min < -kTolerance || s.max > 1.0 + kTolerance)
     throw InputError(fmt::format("{}: mask values must lie in [0, 1], found min {} max {}{}", name, s.min, s.max,
                                  has_nan ? " and NaN" : ""));
+}
+
+RealGrid map_mask(const RealGrid& map, double resolution_A, double voxel_A, double threshold_fraction, double near_A,
+                  double far_A) {
+  const RealGrid smooth = lowpass(map, std::max(resolution_A, 2.5 * voxel_A), voxel_A);
+  const float peak = *std::max_element(smooth.values().begin(), smooth.values().end());
+  return threshold_mask(smooth, threshold_fraction * peak, near_A / voxel_A, far_A / voxel_A);
 }
 
 }  // namespace tessera

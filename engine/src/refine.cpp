@@ -211,9 +211,7 @@ double alignment_kmax(const RefineState& st, const RefineOptions& o, int box, do
 
 void update_mask(RefineState& st, const RefineOptions& o, double pixel_A, const RealGrid& full) {
   if (st.resolution_A > o.mask_start_res_A) return;
-  const RealGrid smooth = lowpass(full, std::max(st.resolution_A, 2.5 * pixel_A), pixel_A);
-  const float peak = *std::max_element(smooth.values().begin(), smooth.values().end());
-  st.mask = threshold_mask(smooth, o.mask_threshold * peak, o.mask_near_A / pixel_A, o.mask_far_A / pixel_A);
+  st.mask = map_mask(full, st.resolution_A, pixel_A, o.mask_threshold, o.mask_near_A, o.mask_far_A);
 }
 
 // The likelihood is unchanged by a <- a / m with every map multiplied by m;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/io.hpp"
+#include "refine_homo/state.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
@@ -18,20 +19,9 @@ RealGrid times(const RealGrid& a, const RealGrid& m) {
   return out;
 }
 
-RealGrid mask_from(const RealGrid& map, double resolution_A, double pixel_A, double near_A, double far_A) {
-  const RealGrid smooth = lowpass(map, std::max(resolution_A, 2.5 * pixel_A), pixel_A);
-  const float peak = *std::max_element(smooth.values().begin(), smooth.values().end());
-  return threshold_mask(smooth, 0.2 * peak, near_A / pixel_A, far_A / pixel_A);
-}
-
 Json history_json(const RefineState& st) {
   Json rows = Json::array();
-  for (const auto& h : st.history)
-    rows.push_back({{"iteration", h.iteration}, {"global_search", h.global_search}, {"aligned", h.aligned},
-                    {"resolution_A", h.resolution_A}, {"align_res_A", h.align_res_A},
-                    {"mean_angle_change_deg", h.mean_angle_change_deg},
-                    {"mean_shift_change_px", h.mean_shift_change_px}, {"mean_scale", h.mean_scale},
-                    {"wall_s", h.wall_s}});
+  for (const auto& h : st.history) rows.push_back(iteration_json(h));
   return rows;
 }
 
@@ -60,8 +50,8 @@ void write_refine_outputs(RunContext& ctx, const RefineState& st, double pixel_A
   save_volume(ctx, "half_map_B", "map_half_B.mrc", hb, pixel_A);
   const RealGrid avg = average_maps(ha, hb);
 
-  const RealGrid tight = mask_from(avg, st.resolution_A, pixel_A, 3.0, 6.0);
-  const RealGrid loose = mask_from(avg, st.resolution_A, pixel_A, 9.0, 12.0);
+  const RealGrid tight = map_mask(avg, st.resolution_A, pixel_A, 0.2, 3.0, 6.0);
+  const RealGrid loose = map_mask(avg, st.resolution_A, pixel_A, 0.2, 9.0, 12.0);
   save_volume(ctx, "mask_refine", "mask_refine.mrc", st.mask, pixel_A);
   save_volume(ctx, "mask_fsc", "mask_fsc.mrc", tight, pixel_A);
   const std::vector<double> unmasked = fsc(ha, hb);

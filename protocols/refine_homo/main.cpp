@@ -178,10 +178,7 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   cb.iteration_done = [&](const RefineState& s) {
     tp::save_state(ctx.out_dir(), s, pixel_A);
     const IterationStats& h = s.history.back();
-    ctx.event("iteration", {{"iteration", h.iteration}, {"resolution_A", h.resolution_A},
-                            {"align_res_A", h.align_res_A}, {"mean_angle_change_deg", h.mean_angle_change_deg},
-                            {"mean_shift_change_px", h.mean_shift_change_px}, {"mean_scale", h.mean_scale},
-                            {"wall_s", h.wall_s}});
+    ctx.event("iteration", tp::iteration_json(h));
   };
   run_refinement(st, pixel_A, o, *reg, cb);
   tp::write_refine_outputs(ctx, st, pixel_A, v.run().seed);

@@ -13,13 +13,6 @@ namespace tessera::protocol {
 namespace fs = std::filesystem;
 namespace {
 
-nlohmann::json stats_json(const IterationStats& s) {
-  return {{"iteration", s.iteration},         {"global_search", s.global_search},
-          {"aligned", s.aligned},             {"resolution_A", s.resolution_A},
-          {"align_res_A", s.align_res_A},     {"mean_angle_change_deg", s.mean_angle_change_deg},
-          {"mean_shift_change_px", s.mean_shift_change_px}, {"mean_scale", s.mean_scale},
-          {"wall_s", s.wall_s}};
-}
 
 IterationStats stats_from(const nlohmann::json& j) {
   IterationStats s;
@@ -37,6 +30,14 @@ IterationStats stats_from(const nlohmann::json& j) {
 
 }  // namespace
 
+nlohmann::ordered_json iteration_json(const IterationStats& s) {
+  return {{"iteration", s.iteration},         {"global_search", s.global_search},
+          {"aligned", s.aligned},             {"resolution_A", s.resolution_A},
+          {"align_res_A", s.align_res_A},     {"mean_angle_change_deg", s.mean_angle_change_deg},
+          {"mean_shift_change_px", s.mean_shift_change_px}, {"mean_scale", s.mean_scale},
+          {"wall_s", s.wall_s}};
+}
+
 void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) {
   const fs::path dir = out_dir / "state";
   fs::create_directories(dir);
@@ -46,7 +47,7 @@ void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) 
   write_mrc(dir / "raw_A.mrc", st.raw_a, pixel_A);
   write_mrc(dir / "raw_B.mrc", st.raw_b, pixel_A);
   write_mrc(dir / "mask.mrc", st.mask, pixel_A);
-  nlohmann::json j = {{"iteration", st.iteration},
+  nlohmann::ordered_json j = {{"iteration", st.iteration},
                       {"fsc", st.fsc},
                       {"resolution_A", st.resolution_A},
                       {"best_resolution_A", st.best_resolution_A},
@@ -54,8 +55,8 @@ void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) 
                       {"final_passes_left", st.final_passes_left},
                       {"noise_power", st.noise_power},
                       {"done", st.done},
-                      {"history", nlohmann::json::array()}};
-  for (const auto& h : st.history) j["history"].push_back(stats_json(h));
+                      {"history", nlohmann::ordered_json::array()}};
+  for (const auto& h : st.history) j["history"].push_back(iteration_json(h));
   atomic_write_text(dir / "state.json", j.dump(1) + "\n");
 }
 

@@ -7,9 +7,15 @@
 #include <filesystem>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "tessera/refine.hpp"
 
 namespace tessera::protocol {
+
+/// One iteration's statistics as JSON (state.json, iterations.json and the
+/// "iteration" events of run.log.jsonl use the same fields).
+nlohmann::ordered_json iteration_json(const IterationStats& stats);
 
 void save_state(const std::filesystem::path& out_dir, const RefineState& state, double pixel_A);
 /// The state saved in out_dir, or nothing when no iteration has finished there.

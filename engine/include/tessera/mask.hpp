@@ -32,6 +32,12 @@ RealGrid soft_sphere_mask(int box, double radius_px, double soft_edge_px);
 /// reaches the threshold or a width is not finite or soft_edge_px < 0.
 RealGrid threshold_mask(const RealGrid& v, double threshold, double extend_px, double soft_edge_px);
 
+/// A mask from a reconstruction (dynamic masking): the map low-passed to
+/// resolution_A (at least 2.5 voxels), thresholded at threshold_fraction of its
+/// maximum, dilated by near_A and given a soft edge of far_A (Angstrom).
+RealGrid map_mask(const RealGrid& map, double resolution_A, double voxel_A, double threshold_fraction, double near_A,
+                  double far_A);
+
 /// Summary of a mask's values.
 struct MaskStats {
   double min = 0, max = 0;
