@@ -10,7 +10,7 @@ case "$mode" in demo|test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
 
 build_pkgs=(build-essential cmake pkg-config libfftw3-dev libboost-program-options-dev libfmt-dev
             nlohmann-json3-dev libsqlite3-dev libgtest-dev qt6-base-dev libqt6charts6-dev libqt6svg6-dev
-            libgl-dev openmpi-bin libopenmpi-dev python3 python3-venv python3-tk)
+            libqt6opengl6-dev libgl-dev openmpi-bin libopenmpi-dev python3 python3-venv python3-tk)
 # The test suite also checks Tessera against RELION and opens windows under Xvfb.
 test_pkgs=(relion xvfb xauth)
 pkgs=("${build_pkgs[@]}")
@@ -30,7 +30,9 @@ fi
 jobs=$(nproc)
 build=${TESSERA_BUILD_DIR:-build}
 echo "== configuring and building in $build/"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+# Qt (viewers) and MPI were installed above: if CMake does not find them, stop here rather
+# than build without them and fail tests later.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "-DTESSERA_REQUIRE=QT;MPI" >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 grep "Tessera:" "$build.configure.log" || true
 cmake --build "$build" -j "$jobs"
 

@@ -248,21 +248,49 @@ class TestTesseraInScipion(unittest.TestCase):
         self.assertIn('must be >= 1 Å', ' '.join(param.validate(prot.new_limit_A.get())))
 
     def test_viewer_commands_render(self):
+        """With the viewers built (TESSERA_WITH_QT=ON in the build's CMake cache), each of the three
+        views must be a CommandView of a Qt viewer that renders a PNG; without them, Scipion's own
+        views stand in. The test says which case it is in and why, so a build that silently lost
+        Qt fails here with that reason, not with a count."""
+        qt_built = build_option('TESSERA_WITH_QT')
+        expected = {'_showFsc': 'tessera_view_fsc', '_showVolume': 'tessera_view_volume',
+                    '_showParticles': 'tessera_view_particles'}
         viewer = TesseraViewer(project=self.project, protocol=self.refine)
         viewer.setProtocol(self.refine)
-        views = viewer._showFsc() + viewer._showVolume() + viewer._showParticles()
-        self.assertEqual(len(views), 3)
-        for i, view in enumerate(views):
-            self.assertIsInstance(view, CommandView)
-            if not tessera.Plugin.hasProgram('tessera_view_fsc'):
-                print('viewer programs not built: commands not rendered')
+        for i, (method, program) in enumerate(expected.items()):
+            built = tessera.Plugin.hasProgram(program)
+            views = getattr(viewer, method)()
+            if qt_built:
+                self.assertTrue(built, 'the build has TESSERA_WITH_QT=ON, so %s must exist at %s'
+                                % (program, tessera.Plugin.getProgram(program)))
+            elif not built:
+                print('%s: TESSERA_WITH_QT is OFF in this build, %s is not built: Scipion views used'
+                      % (method, program))
+                self.assertTrue(all(not isinstance(v, CommandView) for v in views))
                 continue
+            self.assertEqual(len(views), 1, '%s: expected one view of %s, got %r' % (method, program, views))
+            view = views[0]
+            self.assertIsInstance(view, CommandView, '%s: %s is built, so its view must run it' % (method, program))
+            self.assertIn(program, view._cmd)
             png = os.path.join(session.WORK, 'view_%d.png' % i)
             env = dict(view._env, QT_QPA_PLATFORM='offscreen')
             subprocess.run(view._cmd + ' --export ' + png, shell=True, check=True, env=env, cwd=view._cwd)
-            self.assertGreater(os.path.getsize(png), 1000)
-        self.assertIn('tessera_view_volume', views[1]._cmd)
-        self.assertIn('--overlay', views[1]._cmd)
+            self.assertGreater(os.path.getsize(png), 1000, '%s wrote an empty picture' % program)
+            if method == '_showVolume':
+                self.assertIn('--overlay', view._cmd)
+
+
+def build_option(name):
+    """A boolean option from the CMake cache of the build in TESSERA_HOME (None when it is not a
+    build folder, e.g. an install prefix)."""
+    cache = os.path.join(os.environ.get('TESSERA_HOME', ''), 'CMakeCache.txt')
+    if not os.path.isfile(cache):
+        return None
+    with open(cache) as f:
+        for line in f:
+            if line.startswith(name + ':'):
+                return line.strip().split('=', 1)[1].upper() in ('ON', 'TRUE', '1', 'YES')
+    return None
 
 
 if __name__ == '__main__':
