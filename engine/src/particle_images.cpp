@@ -42,11 +42,20 @@ const MrcStackReader& ParticleImageReader::stack(const std::filesystem::path& pa
 
 const ComplexGrid& ParticleImageReader::transform(const ParticleSet& set, const Particle& p) {
   RealGrid img = stack(set.stack_path(p)).read(p.image.index);
+  check_finite_image(img, p);
   if (!window_.empty())
     for (std::size_t i = 0; i < img.size(); ++i) img[i] *= window_[i];
   centre_to_corner(img, false);
   fft_.forward(img, out_);
   return out_;
+}
+
+void check_finite_image(const RealGrid& image, const Particle& p) {
+  for (std::size_t i = 0; i < image.size(); ++i)
+    if (!std::isfinite(image[i]))
+      throw InputError(fmt::format("particle {}: the image has NaN or infinite values (pixel {}, {} is {})",
+                                   p.image.to_string(), i % static_cast<std::size_t>(image.nx()),
+                                   i / static_cast<std::size_t>(image.nx()), image[i]));
 }
 
 int particle_box(const ParticleSet& set) {

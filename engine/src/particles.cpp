@@ -52,4 +52,22 @@ int ParticleSet::particle_extra_index(const std::string& label) const {
   return it == particle_extra_labels.end() ? -1 : static_cast<int>(it - particle_extra_labels.begin());
 }
 
+bool has_ctf(const Particle& p) { return p.defocus_u_A != 0 || p.defocus_v_A != 0 || p.phase_shift_deg != 0; }
+
+std::vector<int> deal_half_sets(const ParticleSet& set) {
+  std::vector<int> half(set.particles.size());
+  int next = 1;
+  for (std::size_t i = 0; i < half.size(); ++i) {
+    half[i] = set.particles[i].half_set;
+    if (half[i] != 1 && half[i] != 2) half[i] = next, next = 3 - next;
+  }
+  return half;
+}
+
+std::array<long, 2> half_set_sizes(const ParticleSet& set) {
+  const std::vector<int> half = deal_half_sets(set);
+  const long a = std::count(half.begin(), half.end(), 1);
+  return {a, static_cast<long>(half.size()) - a};
+}
+
 }  // namespace tessera

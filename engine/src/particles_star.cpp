@@ -166,6 +166,7 @@ Particle read_particle_fields(const TableReader& t, std::size_t r, const Particl
   p.ctf_bfactor = t.number(r, c.bfactor, 0);
   p.scale = t.number(r, c.scale, 1);
   p.half_set = t.integer(r, c.subset, 0);
+  if (p.half_set < 0 || p.half_set > 2) t.fail(r, fmt::format("rlnRandomSubset {} is not 0, 1 or 2", p.half_set));
   if (c.has_pose()) {
     ProjectionPose pose;
     pose.angles = Euler{t.number(r, c.rot, 0), t.number(r, c.tilt, 0), t.number(r, c.psi, 0)};
@@ -178,6 +179,7 @@ void read_particles_31(const std::string& file, const StarTable& table, Particle
   TableReader t(file, require_loop(file, &table));
   ParticleColumns c = take_particle_columns(t);
   const int group = t.take("rlnOpticsGroup");
+  set.has_scales = c.scale >= 0;
   if (c.has_pose()) {
     c.ox = t.take("rlnOriginXAngst");
     c.oy = t.take("rlnOriginYAngst");
@@ -237,6 +239,7 @@ int legacy_group(ParticleSet& set, const OpticsGroup& wanted) {
 void read_particles_legacy(const std::string& file, const StarTable& table, ParticleSet& set) {
   TableReader t(file, require_loop(file, &table));
   const ParticleColumns c = take_particle_columns(t);
+  set.has_scales = c.scale >= 0;
   LegacyOptics o;
   o.kv = t.take("rlnVoltage");
   o.cs = t.take("rlnSphericalAberration");
@@ -251,6 +254,12 @@ void read_particles_legacy(const std::string& file, const StarTable& table, Part
     o.magnification = t.take("rlnMagnification");
   }
   const int ox = t.take("rlnOriginX"), oy = t.take("rlnOriginY"), oz = t.take("rlnOriginZ");
+  for (const char* axis : {"X", "Y", "Z"})
+    if (table.has(fmt::format("rlnOrigin{}", axis)) && table.has(fmt::format("rlnOrigin{}Angst", axis)))
+      throw InputError(
+          fmt::format("{}: data_{} has both rlnOrigin{} (pixels) and rlnOrigin{}Angst: which one is "
+                      "the origin is ambiguous",
+                      file, table.name, axis, axis));
   t.take("rlnOpticsGroup");  // groups are rebuilt from the per-particle optics values
   set.optics_extra_labels = {"rlnImageDimensionality"};
   set.particle_extra_labels = t.extra_labels();

@@ -25,6 +25,9 @@ struct Worker {
 void insert_particle(Worker& w, const ParticleSet& set, const Particle& p, int half, const ReconstructSetOptions& o,
                      int box) {
   if (!p.pose) throw InputError(fmt::format("particle {} has no pose (angles and origin)", p.image.to_string()));
+  if (o.apply_ctf && !has_ctf(p))
+    throw InputError(fmt::format("particle {} has no CTF (no defocus); reconstruct it with CTF correction off",
+                                 p.image.to_string()));
   const OpticsGroup& g = set.optics_of(p);
   ComplexGrid f = w.images.transform(set, p);
   phase_shift_2d(f, box, p.pose->origin_x_A / g.pixel_A, p.pose->origin_y_A / g.pixel_A);
@@ -99,11 +102,7 @@ HalfSetReconstruction reconstruct_particles(const ParticleSet& set, const Recons
   const int nthreads = std::max(1, o.threads);
   const long total = static_cast<long>(set.particles.size());
 
-  std::vector<int> half(set.particles.size());
-  for (long i = 0, next = 1; i < total; ++i) {
-    half[i] = set.particles[i].half_set;
-    if (half[i] != 1 && half[i] != 2) half[i] = static_cast<int>(next), next = 3 - next;
-  }
+  const std::vector<int> half = deal_half_sets(set);
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < nthreads; ++t) workers.push_back(std::make_unique<Worker>(box, o, rmax));
   for_each_particle(

@@ -37,11 +37,11 @@ using detail::trim;
 using Value = detail::SqliteValue;
 
 namespace {
-/// A value from the file, shortened and on one line, for a message.
+/// A value from the file, shortened and on one line (control characters as spaces), for a message.
 std::string shown(const std::string& s) {
   std::string out = s.substr(0, 80);
   std::replace_if(
-      out.begin(), out.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
+      out.begin(), out.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; }, ' ');
   return out.size() < s.size() ? out + "..." : out;
 }
 
@@ -127,14 +127,14 @@ Plan make_plan(SqliteDb& db) {
       continue;
     }
     if (!objects_cols.count(r.column))
-      throw InputError(
-          fmt::format("{}: Classes maps {} to column '{}', which Objects does not have", file, r.label, r.column));
+      throw InputError(fmt::format("{}: Classes maps {} to column '{}', which Objects does not have", file,
+                                   shown(r.label), shown(r.column)));
     plan.col[r.label] = static_cast<int>(plan.rows.size()) + 1;  // column 0 is Objects.id
     plan.rows.push_back(std::move(r));
   }
   if (item_class != "Particle")
     throw InputError(fmt::format("{}: not a set of particles: its items are {}", file,
-                                 item_class ? *item_class : "undeclared (no 'self' row in Classes)"));
+                                 item_class ? shown(*item_class) : "undeclared (no 'self' row in Classes)"));
   std::set<std::string> names;
   for (const auto& r : plan.rows) {
     const bool container = std::any_of(plan.rows.begin(), plan.rows.end(),
@@ -161,7 +161,12 @@ Plan make_plan(SqliteDb& db) {
 class RowReader {
  public:
   RowReader(const SqliteStatement& s, const std::string& file) : s_(s), file_(file) {}
-  long long id() const { return std::get<long long>(s_.column(0)); }
+  /// Objects.id, an integer in every pwem file (INTEGER PRIMARY KEY); anything else is refused.
+  long long id() const {
+    const Value v = s_.column(0);
+    if (const auto* i = std::get_if<long long>(&v)) return *i;
+    throw InputError(fmt::format("{}: an Objects row has id '{}', not an integer", file_, shown(s_.text(0))));
+  }
   [[noreturn]] void fail(const std::string& problem) const {
     throw InputError(fmt::format("{}: item id {}: {}", file_, id(), problem));
   }
@@ -169,7 +174,10 @@ class RowReader {
     if (col < 0) return std::nullopt;
     const Value v = s_.column(col);
     if (const auto* i = std::get_if<long long>(&v)) return static_cast<double>(*i);
-    if (const auto* d = std::get_if<double>(&v)) return *d;
+    if (const auto* d = std::get_if<double>(&v)) {
+      if (!std::isfinite(*d)) fail(fmt::format("{} is not finite: {}", label, *d));  // SQLite stores infinities
+      return *d;
+    }
     if (std::holds_alternative<std::monostate>(v)) return std::nullopt;
     const auto parsed = parse_double(std::get<std::string>(v));
     if (!parsed) fail(fmt::format("{} is not a number: '{}'", label, shown(std::get<std::string>(v))));
@@ -307,7 +315,7 @@ fs::path find_project_root(const fs::path& sqlite, const Properties& props, cons
   throw InputError(
       fmt::format("{}: cannot find the Scipion project folder: _mapperPath '{}' is not the end of this "
                   "file's path, no folder above it holds '{}', and it is not under a Runs folder",
-                  sqlite.string(), mapper, *stack));
+                  sqlite.string(), shown(mapper), shown(*stack)));
 }
 
 Particle read_particle(const RowReader& row, const Plan& plan, const ScipionSetInfo& info,
@@ -443,6 +451,7 @@ ParticleSet read_scipion_particles(const fs::path& sqlite, ScipionSetInfo* info_
       if (row.text(plan.extras[k].col)) seen[k] = true;
   }
   finish_extras(set, plan, seen, ids);
+  set.has_scales = plan.column("_rlnCtfScalefactor") >= 0;
   if (info_out) *info_out = std::move(info);
   return set;
 }

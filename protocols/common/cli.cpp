@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "common/run_context.hpp"
+#include "common/run_folder.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera::protocol {
@@ -58,6 +59,19 @@ std::optional<double> parse_float(std::string_view t) {
   return d;
 }
 
+// User text quoted in a message, kept on one line: control characters escaped (\n, \r, \t, \xNN).
+std::string printable(std::string_view t) {
+  std::string out;
+  for (const unsigned char c : t) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
 std::optional<bool> parse_bool(std::string_view t) {
   std::string s(t);
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -73,7 +87,7 @@ Value value_from_text(const Schema& s, std::string_view name, std::string_view t
   const std::vector<Param> common = common_params(s);
   const OptionRef o = declared_option(s, common, name);
   auto bad = [&](const char* expected) {
-    return InputError(fmt::format("{}: expected {}, got '{}'", where, expected, text));
+    return InputError(fmt::format("{}: expected {}, got '{}'", where, expected, printable(text)));
   };
   if (o.input) return std::string(text);
   switch (o.param->type) {
@@ -136,7 +150,7 @@ GivenMap read_params_file(const Schema& s, const fs::path& file) {
   Json j;
   try {
     j = Json::parse(in);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // a parse error, or a number too large for a double (out_of_range)
     throw InputError(fmt::format("{}: not valid JSON: {}", f, e.what()));
   }
   if (!j.is_object())
@@ -149,7 +163,7 @@ GivenMap read_params_file(const Schema& s, const fs::path& file) {
       std::string underscored = key;
       std::replace(underscored.begin(), underscored.end(), '-', '_');
       const bool close = underscored != key && lookup_option(s, common, underscored);
-      throw InputError(fmt::format("{}: unknown parameter '{}'{}", f, key,
+      throw InputError(fmt::format("{}: unknown parameter '{}'{}", f, printable(key),
                                    close ? fmt::format(" (did you mean '{}'?)", underscored) : ""));
     }
     if (value.is_null()) continue;
@@ -171,10 +185,10 @@ std::string where_of(const GivenMap& given, const std::string& name) {
 void check_input_file(const std::string& where, const fs::path& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  if (!fs::exists(st)) throw InputError(fmt::format("{}: '{}' does not exist", where, path.string()));
-  if (fs::is_directory(st))
-    throw InputError(fmt::format("{}: '{}' is a folder, not a file", where, path.string()));
-  if (!std::ifstream(path)) throw InputError(fmt::format("{}: '{}' cannot be read", where, path.string()));
+  const std::string shown = printable(path.string());
+  if (!fs::exists(st)) throw InputError(fmt::format("{}: '{}' does not exist", where, shown));
+  if (fs::is_directory(st)) throw InputError(fmt::format("{}: '{}' is a folder, not a file", where, shown));
+  if (!std::ifstream(path)) throw InputError(fmt::format("{}: '{}' cannot be read", where, shown));
 }
 
 // The folder must be creatable: its nearest existing ancestor is a writable folder.
@@ -185,9 +199,9 @@ void check_out_dir(const std::string& where, const fs::path& out) {
   while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != existing.parent_path())
     existing = existing.parent_path();
   if (!fs::is_directory(existing, ec))
-    throw InputError(fmt::format("{}: '{}' exists and is not a folder", where, existing.string()));
+    throw InputError(fmt::format("{}: '{}' exists and is not a folder", where, printable(existing.string())));
   if (::access(existing.c_str(), W_OK | X_OK) != 0)
-    throw InputError(fmt::format("{}: cannot write in '{}'", where, existing.string()));
+    throw InputError(fmt::format("{}: cannot write in '{}'", where, printable(existing.string())));
 }
 
 std::vector<int> parse_gpus(const std::string& where, const std::string& text) {
@@ -199,7 +213,7 @@ std::vector<int> parse_gpus(const std::string& where, const std::string& text) {
         first == std::string::npos ? "" : item.substr(first, item.find_last_not_of(' ') - first + 1);
     const auto i = parse_int(trimmed);
     if (!i || *i < 0 || *i > 1023)
-      throw InputError(fmt::format("{}: '{}' is not a list of device numbers such as 0,1", where, text));
+      throw InputError(fmt::format("{}: '{}' is not a list of device numbers such as 0,1", where, printable(text)));
     gpus.push_back(static_cast<int>(*i));
   }
   return gpus;
@@ -221,7 +235,7 @@ std::optional<Value> checked_param(const Schema& s, const Param& p, const GivenM
   }
   if (!value_fits(p.type, *value))
     throw InputError(fmt::format("{}: {} is not of type {}", where, format_value(*value), to_string(p.type)));
-  if (auto problem = value_problem(p, *value)) throw InputError(fmt::format("{}: {}", where, *problem));
+  if (auto problem = value_problem(p, *value)) throw InputError(fmt::format("{}: {}", where, printable(*problem)));
   return value;
 }
 
@@ -254,6 +268,8 @@ RunOptions run_options(const Schema& s, const Values& v, const GivenMap& given) 
     if (auto g = v.get_optional<std::string>("gpu")) r.gpus = parse_gpus(where_of(given, "gpu"), *g);
   r.seed = v.get<std::int64_t>("seed");
   r.resume = s.support.resume && v.get<bool>("continue");
+  r.overwrite = v.get<bool>("overwrite");
+  if (r.resume && r.overwrite) throw InputError("--continue and --overwrite contradict each other");
   const bool verbose = v.get<bool>("verbose"), quiet = v.get<bool>("quiet");
   if (verbose && quiet) throw InputError("--verbose and --quiet contradict each other");
   r.log_level = verbose ? LogLevel::Verbose : quiet ? LogLevel::Quiet : LogLevel::Normal;
@@ -326,6 +342,13 @@ std::optional<fs::path> Values::input_optional(std::string_view name) const {
   if (it == inputs_.end())
     throw std::logic_error(fmt::format("{}: no input '{}' in the schema", program_, name));
   return it->second;
+}
+
+std::vector<std::pair<std::string, fs::path>> Values::given_inputs() const {
+  std::vector<std::pair<std::string, fs::path>> given;
+  for (const auto& [name, value] : json_.items())
+    if (auto it = inputs_.find(name); it != inputs_.end() && it->second) given.emplace_back(name, *it->second);
+  return given;
 }
 
 fs::path Values::input(std::string_view name) const {
@@ -499,6 +522,7 @@ int report(std::optional<RunContext>& ctx, std::ostream& err, const std::string&
 
 int run_program(const Schema& s, int argc, const char* const argv[], const WorkFunction& work,
                 std::ostream& out, std::ostream& err) {
+  handle_interrupts();  // first, so that every thread the run starts inherits it
   std::optional<RunContext> ctx;
   Invocation invocation;
   try {
@@ -517,20 +541,11 @@ int run_program(const Schema& s, int argc, const char* const argv[], const WorkF
       out << schema_json(s).dump(2) << std::endl;
       return 0;
     }
-    const fs::path out_dir = invocation.values->run().out;
-    const bool fresh_folder = !fs::exists(out_dir);
+    check_run_folder(s, *invocation.values);
+    // The work reads and checks its inputs, then calls ctx->start(): an error before that
+    // leaves nothing on disk; after it the run folder keeps what was written and says it failed.
     ctx.emplace(s, *invocation.values, out);
-    try {
-      work(*invocation.values, *ctx);
-    } catch (const InputError& e) {
-      // Bad input found while reading it: leave nothing behind in a folder
-      // this run created (a resumed or reused folder keeps its record).
-      if (!fresh_folder) return report(ctx, err, e.what(), 2);
-      ctx.reset();
-      std::error_code ec;
-      fs::remove_all(out_dir, ec);
-      return report(ctx, err, e.what(), 2);
-    }
+    work(*invocation.values, *ctx);
     ctx->finish();
     return 0;
   } catch (const InputError& e) {

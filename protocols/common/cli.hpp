@@ -14,10 +14,12 @@
 ///
 /// Exit codes: 0 done (also for --help and --schema); 2 bad input or
 /// parameters: "ERROR: <one line naming the parameter or file>" on stderr and
-/// nothing written, not even the output folder (an InputError thrown by the
-/// work function removes the folder when this run created it; a folder that
-/// existed before, e.g. with --continue, keeps its files and records the
-/// failure in outputs.json); 1 failure while running. See docs/schema.md.
+/// nothing written, not even the output folder, as long as the work function
+/// has not called RunContext::start() (it reads and checks every input first);
+/// once started, a failure (bad input found late, exit 2; anything else, exit
+/// 1; a signal, exit 128 + signal) keeps what the run wrote and records the
+/// failure in outputs.json. --out must be new, empty, or this program's own
+/// run with --continue or --overwrite (common/run_folder.hpp). See docs/schema.md.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -43,6 +45,7 @@ struct RunOptions {
   std::vector<int> gpus{};  ///< CUDA device numbers; empty: CPU only
   std::int64_t seed = 1;
   bool resume = false;  ///< --continue
+  bool overwrite = false;  ///< --overwrite: replace this program's earlier run in --out
   LogLevel log_level = LogLevel::Normal;
 };
 
@@ -87,6 +90,8 @@ class Values {
 
   std::filesystem::path input(std::string_view name) const;
   std::optional<std::filesystem::path> input_optional(std::string_view name) const;
+  /// Every input that was given, by name, in declaration order.
+  std::vector<std::pair<std::string, std::filesystem::path>> given_inputs() const;
 
   const RunOptions& run() const { return run_; }
   /// One line per given parameter or input that is ignored because its condition is false.

@@ -1,7 +1,9 @@
 #include "common/io.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <map>
 
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
@@ -13,6 +15,22 @@
 
 namespace tessera::protocol {
 namespace fs = std::filesystem;
+
+SymmetryGroup load_symmetry(const Values& v, const std::string& name) {
+  try {
+    return SymmetryGroup::parse(v.get<std::string>(name));
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: {}", option_name(name), e.what()));
+  }
+}
+
+void check_resolution_in_box(std::optional<double> resolution_A, const std::string& param, int box, double pixel_A) {
+  const double coarsest_A = box * pixel_A / 2;
+  if (resolution_A && *resolution_A > coarsest_A)
+    throw InputError(fmt::format("{}: {} A is coarser than the box holds: {} px at {:.4g} A/px resolve at most {:.4g} "
+                                 "A (Fourier shell 2)",
+                                 param, *resolution_A, box, pixel_A, coarsest_A));
+}
 
 ParticleSet load_particles(const fs::path& path) {
   const std::string ext = path.extension().string();
@@ -41,10 +59,19 @@ void check_same_grid(const LoadedVolume& v, const fs::path& file, const LoadedVo
                                  v.data.nx(), v.voxel_A, ref.data.nx(), ref.voxel_A, ref_name));
 }
 
+void check_has_signal(const LoadedVolume& v, const fs::path& file) {
+  const auto [lo, hi] = std::minmax_element(v.data.values().begin(), v.data.values().end());
+  if (lo == v.data.values().end() || *lo == *hi)
+    throw InputError(fmt::format("{}: the map is constant ({} everywhere), it holds no signal", file.string(),
+                                 lo == v.data.values().end() ? 0.0f : *lo));
+}
+
 std::array<LoadedVolume, 2> load_half_maps(const fs::path& half_a, const fs::path& half_b,
                                            std::optional<double> voxel_override_A) {
   std::array<LoadedVolume, 2> halves{load_volume(half_a, voxel_override_A), load_volume(half_b, voxel_override_A)};
   check_same_grid(halves[1], half_b, halves[0], half_a.string());
+  check_has_signal(halves[0], half_a);
+  check_has_signal(halves[1], half_b);
   return halves;
 }
 
@@ -53,7 +80,56 @@ LoadedVolume load_mask(const fs::path& path, const LoadedVolume& ref, const std:
   LoadedVolume mask = load_volume(path, voxel_override_A);
   check_same_grid(mask, path, ref, ref_name);
   check_mask(mask.data, path.string());
+  if (mask_stats(mask.data).max <= 0) throw InputError(fmt::format("{}: the mask is 0 everywhere", path.string()));
   return mask;
+}
+
+RealGrid mask_from_threshold(const RealGrid& map, double threshold, double extend_px, double soft_edge_px,
+                             const std::string& param) {
+  const auto [lo, hi] = std::minmax_element(map.values().begin(), map.values().end());
+  if (lo != map.values().end() && !(threshold > *lo && threshold <= *hi))
+    throw InputError(fmt::format("{}: {} selects {} voxel; the map ranges from {:.4g} to {:.4g}", param, threshold,
+                                 threshold > *hi ? "no" : "every", *lo, *hi));
+  try {
+    return threshold_mask(map, threshold, extend_px, soft_edge_px);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: {}", param, e.what()));
+  }
+}
+
+void check_particle_stacks(const ParticleSet& set, int box) {
+  std::map<fs::path, long> last_index;
+  for (const Particle& p : set.particles) {
+    long& last = last_index[set.stack_path(p)];
+    last = std::max(last, p.image.index);
+  }
+  for (const auto& [stack, last] : last_index) {
+    const MrcInfo info = read_mrc_info(stack);
+    if (info.nx != box || info.ny != box)
+      throw InputError(fmt::format("{}: images are {}x{}, expected {}x{} (the particles' box)", stack.string(),
+                                   info.nx, info.ny, box, box));
+    if (last > info.nz)
+      throw InputError(
+          fmt::format("{}: has {} images, the particles refer to image {}", stack.string(), info.nz, last));
+  }
+}
+
+void check_ctf(const ParticleSet& set, const fs::path& file, const std::string& remedy) {
+  const auto missing =
+      std::count_if(set.particles.begin(), set.particles.end(), [](const Particle& p) { return !has_ctf(p); });
+  if (missing > 0)
+    throw InputError(fmt::format("{}: {} of {} particles have no CTF (no rlnDefocusU/V); {}", file.string(), missing,
+                                 set.particles.size(), remedy));
+}
+
+void check_half_sets(const ParticleSet& set, const fs::path& file) {
+  if (set.particles.size() == 1)
+    throw InputError(fmt::format("{}: only one particle; the two half sets need at least one each", file.string()));
+  const std::array<long, 2> n = half_set_sizes(set);
+  for (int h = 0; h < 2; ++h)
+    if (n[h] == 0)
+      throw InputError(fmt::format("{}: every particle is in half set {} (rlnRandomSubset), half set {} would be empty",
+                                   file.string(), 2 - h, h + 1));
 }
 
 void save_volume(RunContext& ctx, const std::string& output_name, const std::string& file_name, const RealGrid& volume,

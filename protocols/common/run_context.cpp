@@ -1,6 +1,7 @@
 #include "common/run_context.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <system_error>
 
 #include <fmt/format.h>
+
+#include "tessera/error.hpp"
 
 namespace tessera::protocol {
 
@@ -91,18 +94,43 @@ RunContext::RunContext(const Schema& schema, const Values& values, std::ostream&
       version_(schema.version),
       declared_(schema.outputs),
       parameters_(values.to_json()),
+      ignored_(values.ignored()),
       options_(values.run()),
       human_(human),
       start_(Clock::now()),
-      started_at_(std::chrono::system_clock::now()) {
-  fs::create_directories(options_.out);
+      started_at_(std::chrono::system_clock::now()),
+      values_(&values) {}
+
+RunContext::~RunContext() {
+  if (started_) on_interrupt({});
+}
+
+void RunContext::start() {
+  const std::lock_guard lock(mutex_);
+  if (started_) return;
+  inputs_ = input_fingerprints(*values_);  // before the folder exists: reading may still fail cleanly
+  std::error_code ec;
+  fs::create_directories(options_.out, ec);
+  if (ec)
+    throw InputError(fmt::format("--out {}: cannot create the folder: {}", options_.out.string(), ec.message()));
+  lock_ = std::make_unique<RunFolderLock>(options_.out);
+  remove_temporaries(options_.out);
+  if (options_.overwrite) clear_run_folder(options_.out);
   const fs::path log_path = options_.out / "run.log.jsonl";
   log_.open(log_path, options_.resume ? std::ios::app : std::ios::trunc);
   if (!log_) throw std::runtime_error("cannot write '" + log_path.string() + "'");
-  const std::lock_guard lock(mutex_);
+  started_ = true;
+  on_interrupt([this](int sig) {
+    const std::lock_guard interrupted(mutex_);
+    fail_locked(fmt::format("interrupted by {}", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP"),
+                128 + sig);
+  });
   write_event("start", {{"program", program_}, {"version", version_}, {"parameters", parameters_}});
+  for (Json& e : pending_) log_ << dump(e) << '\n';
+  log_ << std::flush;
+  pending_.clear();
   say(LogLevel::Normal, fmt::format("{} {}: writing to {}", program_, version_, options_.out.string()));
-  for (const std::string& line : values.ignored()) log(LogLevel::Quiet, "warning", line);
+  for (const std::string& line : ignored_) log(LogLevel::Quiet, "warning", line);
   write_manifest("running", nullptr, nullptr, false);
 }
 
@@ -116,6 +144,10 @@ void RunContext::write_event(std::string_view type, const Json& fields) {
          {"event", type}};
   for (const auto& [key, value] : fields.items())
     if (!j.contains(key)) j[key] = value;
+  if (!started_) {
+    pending_.push_back(std::move(j));
+    return;
+  }
   log_ << dump(j) << '\n' << std::flush;
   if (!log_) throw std::runtime_error("cannot write run.log.jsonl in '" + options_.out.string() + "'");
 }
@@ -181,6 +213,8 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
       std::find_if(declared_.begin(), declared_.end(), [&](const Output& o) { return o.name == name; });
   if (decl == declared_.end())
     throw std::logic_error(fmt::format("{}: output '{}' is not declared in the schema", program_, name));
+  if (!started_)
+    throw std::logic_error(fmt::format("{}: output '{}' registered before RunContext::start()", program_, name));
   const fs::path full = file.is_absolute() ? file : options_.out / file;
   if (!fs::is_regular_file(full))
     throw std::logic_error(fmt::format("{}: output '{}': '{}' is not a file", program_, name, full.string()));
@@ -207,6 +241,7 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
 }
 
 void RunContext::finish() {
+  start();
   const std::lock_guard lock(mutex_);
   for (const Output& o : declared_) {
     const bool produced =
@@ -223,30 +258,41 @@ void RunContext::finish() {
 void RunContext::fail(std::string_view message, int exit_code) noexcept {
   try {
     const std::lock_guard lock(mutex_);
-    try {
-      write_event("error", {{"message", message}, {"exit_code", exit_code}});
-    } catch (const std::exception&) {
-      // The log cannot be written: still try the manifest, which the plugin reads.
-    }
-    write_manifest("failed", message, exit_code, true);
+    fail_locked(message, exit_code);
   } catch (...) {
     // Nothing more can be recorded; the caller reports the error on stderr.
   }
 }
 
+void RunContext::fail_locked(std::string_view message, int exit_code) {
+  if (!started_) return;  // nothing was written, nothing to record
+  remove_temporaries(options_.out);
+  try {
+    write_event("error", {{"message", message}, {"exit_code", exit_code}});
+  } catch (const std::exception&) {
+    // The log cannot be written: still try the manifest, which the plugin reads.
+  }
+  write_manifest("failed", message, exit_code, true);
+}
+
 void RunContext::write_manifest(std::string_view status, const Json& error, const Json& exit_code,
                                 bool ended) {
-  const Json manifest{{"manifest_version", 1},
-                      {"program", program_},
-                      {"version", version_},
-                      {"status", status},
-                      {"parameters", parameters_},
-                      {"outputs", outputs_},
-                      {"started", iso_time(started_at_)},
-                      {"finished", ended ? Json(iso_time(std::chrono::system_clock::now())) : Json(nullptr)},
-                      {"wall_s", ended ? Json(round_ms(elapsed_s())) : Json(nullptr)},
-                      {"error", error},
-                      {"exit_code", exit_code}};
+  // A failed run lists what it wrote as partial_outputs, never as outputs: its files stay for
+  // the user to look at, but nothing that reads the manifest takes them for a usable set.
+  const bool failed = status == "failed";
+  Json manifest{{"manifest_version", 1},
+                {"program", program_},
+                {"version", version_},
+                {"status", status},
+                {"parameters", parameters_},
+                {"inputs", inputs_},
+                {"outputs", failed ? Json::array() : outputs_},
+                {"started", iso_time(started_at_)},
+                {"finished", ended ? Json(iso_time(std::chrono::system_clock::now())) : Json(nullptr)},
+                {"wall_s", ended ? Json(round_ms(elapsed_s())) : Json(nullptr)},
+                {"error", error},
+                {"exit_code", exit_code}};
+  if (failed) manifest["partial_outputs"] = outputs_;
   atomic_write_text(options_.out / "outputs.json", dump(manifest, 2) + "\n");
 }
 

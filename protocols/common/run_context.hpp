@@ -23,12 +23,14 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/cli.hpp"
+#include "common/run_folder.hpp"
 #include "common/schema.hpp"
 
 namespace tessera::protocol {
@@ -47,13 +49,24 @@ void atomic_write_text(const std::filesystem::path& path, std::string_view text)
 /// Thread-safe: log, event, progress and add_output may be called from worker threads.
 class RunContext {
  public:
-  /// Creates the output folder (after validation: nothing is written before),
-  /// starts run.log.jsonl (appending to it with --continue), logs the start
-  /// event with every parameter, warns about ignored parameters and writes
-  /// outputs.json with status "running". Throws on I/O failure.
+  /// Writes nothing: messages logged before start() are printed and kept
+  /// for run.log.jsonl.
   RunContext(const Schema& schema, const Values& values, std::ostream& human = std::cout);
   RunContext(const RunContext&) = delete;
   RunContext& operator=(const RunContext&) = delete;
+  ~RunContext();
+
+  /// Called by the work function once every input is read and checked:
+  /// creates the output folder, locks it (InputError when another run holds
+  /// it), removes temporaries a killed run left there (and, with
+  /// --overwrite, the earlier run's files), starts run.log.jsonl (appending
+  /// with --continue) with the start event, every parameter and the
+  /// messages logged so far, and writes outputs.json with status "running".
+  /// From here on a failure keeps the folder and records itself; a signal
+  /// records "failed" with "interrupted by SIGTERM" and removes the run's
+  /// temporaries. Throws on I/O failure. Calling it again does nothing.
+  void start();
+  bool started() const { return started_; }
 
   const std::filesystem::path& out_dir() const { return options_.out; }
   /// out_dir() / relative.
@@ -79,15 +92,18 @@ class RunContext {
   /// Registering a name again replaces its entry. Rewrites outputs.json.
   /// Throws std::logic_error for an undeclared name, a missing file, a file
   /// outside the output folder, or an extra field named name, type or path.
+  /// Throws std::logic_error before start().
   void add_output(std::string_view name, const std::filesystem::path& file,
                   const Json& extra = Json::object());
 
   /// Ends a successful run: throws std::logic_error if a non-optional
   /// declared output was not registered; else logs "done" and writes
-  /// outputs.json with status "done". Called by run_program.
+  /// outputs.json with status "done" (start()ing first if the work never
+  /// did). Called by run_program.
   void finish();
-  /// Ends a failed run: logs an error event and writes outputs.json with
-  /// status "failed", the message and the exit code. Never throws. Called by run_program.
+  /// Ends a failed run: logs an error event, removes the run's temporary
+  /// files and writes outputs.json with status "failed", the message and the
+  /// exit code. Writes nothing before start(). Never throws. Called by run_program.
   void fail(std::string_view message, int exit_code) noexcept;
 
  private:
@@ -101,16 +117,23 @@ class RunContext {
   void say(LogLevel level, std::string_view line);
   void log(LogLevel level, std::string_view level_name, std::string_view message);
   void write_manifest(std::string_view status, const Json& error, const Json& exit_code, bool ended);
+  void fail_locked(std::string_view message, int exit_code);
   double elapsed_s() const;
 
   std::string program_, version_;
   std::vector<Output> declared_;
   Json parameters_;
+  Json inputs_ = Json::object();  ///< input_fingerprints(), recorded for --continue
+  std::vector<std::string> ignored_;
   RunOptions options_;
   std::ostream& human_;
   std::ofstream log_;
+  std::vector<Json> pending_;  ///< events logged before start()
+  std::unique_ptr<RunFolderLock> lock_;
+  bool started_ = false;
   Clock::time_point start_;
   std::chrono::system_clock::time_point started_at_;
+  const Values* values_;  ///< outlives the context (run_program owns both)
   Json outputs_ = Json::array();
   std::map<std::string, Task, std::less<>> tasks_;
   std::mutex mutex_;

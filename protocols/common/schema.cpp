@@ -282,6 +282,11 @@ std::vector<Param> common_params(const Schema& s) {
     add({.name = "continue", .type = ParamType::Bool, .label = "Continue",
          .default_value = Value(false),
          .help = "Resume from the last finished iteration found in the output folder."});
+  add({.name = "overwrite", .type = ParamType::Bool, .label = "Overwrite",
+       .default_value = Value(false),
+       .help = "Replace the run of this program that the output folder holds (its files are deleted "
+               "first). Without it a run refuses a folder that is not new or empty.",
+       .level = Level::Advanced});
   add({.name = "verbose", .type = ParamType::Bool, .label = "Verbose",
        .default_value = Value(false), .help = "Also print debugging messages.",
        .level = Level::Advanced});

@@ -99,6 +99,9 @@ struct Param {
   Level level = Level::Normal;
   std::string condition{};  ///< only used when this holds; empty: always
   bool required = false;  ///< must have a value (given or default) whenever active
+  /// --continue may give another value: it says how long to go on, not what the iterations
+  /// done so far computed (e.g. more iterations). Others must equal the run's (run_folder.hpp).
+  bool may_change_on_continue = false;
 };
 
 struct Output {

@@ -7,6 +7,7 @@
 #include "common/run_context.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
+#include "tessera/particle_images.hpp"
 #include "tessera/reconstruct_set.hpp"
 #include "tessera/symmetry.hpp"
 
@@ -64,15 +65,35 @@ void print_fsc_table(tp::RunContext& ctx, const std::vector<tp::FscCurve>& curve
   }
 }
 
-void work(const tp::Values& v, tp::RunContext& ctx) {
-  ParticleSet set = tp::load_particles(v.input("particles"));
-  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", v.input("particles").string()));
+// The particles, checked before any work: poses, stacks, CTF (when corrected)
+// and two non-empty half sets.
+ParticleSet load_checked_particles(const tp::Values& v) {
+  const std::filesystem::path file = v.input("particles");
+  ParticleSet set = tp::load_particles(file);
+  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", file.string()));
+  for (const Particle& p : set.particles)
+    if (!p.pose)
+      throw InputError(fmt::format("{}: particle {} has no pose (angles)", file.string(), p.image.to_string()));
   if (auto px = v.get_optional<double>("voxel_A"))
     for (auto& g : set.optics) g.pixel_A = *px;
+  tp::check_particle_stacks(set, particle_box(set));
+  if (v.get<bool>("ctf")) tp::check_ctf(set, file, "give --ctf false to reconstruct without CTF correction");
+  tp::check_half_sets(set, file);
+  return set;
+}
+
+void work(const tp::Values& v, tp::RunContext& ctx) {
+  const ParticleSet set = load_checked_particles(v);
   const double voxel_A = set.optics_of(set.particles.front()).pixel_A;
-  const SymmetryGroup sym = SymmetryGroup::parse(v.get<std::string>("symmetry"));
+  const SymmetryGroup sym = tp::load_symmetry(v, "symmetry");
+  const int box = particle_box(set);
+  tp::check_resolution_in_box(v.get_optional<double>("max_res_A"), "--max-res-A", box, voxel_A);
   std::optional<tp::LoadedVolume> reference;
-  if (auto ref = v.input_optional("reference")) reference = tp::load_volume(*ref);
+  if (auto ref = v.input_optional("reference")) {
+    reference = tp::load_volume(*ref);
+    tp::check_same_grid(*reference, *ref, tp::LoadedVolume{RealGrid(box, box, box), voxel_A}, "the particles");
+    tp::check_has_signal(*reference, *ref);
+  }
 
   ReconstructSetOptions o;
   o.threads = ctx.options().threads;
@@ -83,13 +104,9 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   o.wiener = v.get<bool>("wiener");
   ctx.info(fmt::format("{} particles, {} A/px, symmetry {} (order {})", set.particles.size(), voxel_A, sym.name(),
                        sym.order()));
+  ctx.start();
   const HalfSetReconstruction r =
       reconstruct_particles(set, o, [&](long done, long total) { ctx.progress("back-project", done, total); });
-  const int box = r.full.nx();
-  if (reference) {
-    const tp::LoadedVolume mine{r.full, voxel_A};
-    tp::check_same_grid(*reference, v.input("reference"), mine, "the particles");
-  }
 
   tp::save_volume(ctx, "volume", "map.mrc", r.full, voxel_A);
   tp::save_volume(ctx, "half_map_A", "map_half_A.mrc", r.half_a, voxel_A, {{"particles", r.count_a}});

@@ -73,7 +73,7 @@ void declare_model(tp::Schema& s) {
               {.default_value = 0.85, .min = 0.0, .max = 1.0, .help = "Fraction of box/2.",
                .section = "Parameters", .level = tp::Level::Advanced});
   s.add_float("window_outer_frac", "Window outer radius",
-              {.default_value = 0.99, .min = 0.0, .max = 1.0, .help = "Fraction of box/2.",
+              {.default_value = 0.99, .min = 0.0, .max = 1.0, .min_exclusive = true, .help = "Fraction of box/2.",
                .section = "Parameters", .level = tp::Level::Advanced});
   s.add_bool("minimize_scale", "Minimize per-particle scale", {.default_value = true});
   s.add_bool("reset_scale", "Reset input scales", {.default_value = false});
@@ -89,7 +89,8 @@ void declare_model(tp::Schema& s) {
   s.add_int("patience", "Patience", {.default_value = 1, .min = 1, .max = 10,
                                      .help = "Iterations without improvement before the final passes.",
                                      .section = c, .level = tp::Level::Advanced});
-  s.add_int("max_iterations", "Maximum iterations", {.default_value = 20, .min = 1, .max = 200, .section = c});
+  s.add_int("max_iterations", "Maximum iterations", {.default_value = 20, .min = 1, .max = 200, .section = c})
+      .may_change_on_continue = true;
 }
 
 tp::Schema make_schema() {
@@ -121,7 +122,7 @@ RefineOptions refine_options(const tp::Values& v, int box, double pixel_A) {
   RefineOptions o;
   o.threads = v.run().threads;
   o.seed = static_cast<std::uint64_t>(v.run().seed);
-  o.symmetry = SymmetryGroup::parse(v.get<std::string>("symmetry")).matrices();
+  o.symmetry = tp::load_symmetry(v, "symmetry").matrices();
   o.initial_lowpass_A = v.get<double>("initial_lowpass_A");
   o.gsfsc_split_A = v.get<double>("gsfsc_split_A");
   o.max_align_res_A = v.get_optional<double>("max_align_res_A");
@@ -152,22 +153,50 @@ RefineOptions refine_options(const tp::Values& v, int box, double pixel_A) {
   return o;
 }
 
+// The particles, checked before any work: stacks, CTF and two non-empty half sets.
+ParticleSet load_checked_particles(const std::filesystem::path& file) {
+  ParticleSet set = tp::load_particles(file);
+  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", file.string()));
+  tp::check_particle_stacks(set, particle_box(set));
+  tp::check_ctf(set, file, "refinement needs the particles' CTF parameters (run CTF estimation first)");
+  tp::check_half_sets(set, file);
+  return set;
+}
+
+// Parameters that depend on each other or on the box.
+void check_geometry(const tp::Values& v, int box, double pixel_A) {
+  if (auto d = v.get_optional<double>("particle_diameter_A"); d && *d > box * pixel_A)
+    throw InputError(fmt::format("--particle-diameter-A: {} A is larger than the box ({} px x {} A/px = {} A)", *d,
+                                 box, pixel_A, box * pixel_A));
+  tp::check_resolution_in_box(v.get<double>("initial_lowpass_A"), "--initial-lowpass-A", box, pixel_A);
+  tp::check_resolution_in_box(v.get_optional<double>("max_align_res_A"), "--max-align-res-A", box, pixel_A);
+  const double inner = v.get<double>("window_inner_frac"), outer = v.get<double>("window_outer_frac");
+  if (inner > outer)
+    throw InputError(
+        fmt::format("--window-inner-frac: {} is larger than --window-outer-frac ({})", inner, outer));
+}
+
 void work(const tp::Values& v, tp::RunContext& ctx) {
-  ParticleSet set = tp::load_particles(v.input("particles"));
-  if (set.particles.empty()) throw InputError(fmt::format("{}: no particles", v.input("particles").string()));
+  ParticleSet set = load_checked_particles(v.input("particles"));
   const double pixel_A = set.optics_of(set.particles.front()).pixel_A;
-  const tp::LoadedVolume ref = tp::load_volume(v.input("reference"));
   const int box = particle_box(set);
+  check_geometry(v, box, pixel_A);
+  const tp::LoadedVolume ref = tp::load_volume(v.input("reference"));
   tp::check_same_grid(ref, v.input("reference"), tp::LoadedVolume{RealGrid(box, box, box), pixel_A}, "the particles");
+  tp::check_has_signal(ref, v.input("reference"));
   std::optional<tp::LoadedVolume> mask;
-  if (auto m = v.input_optional("mask")) {
-    mask = tp::load_volume(*m);
-    tp::check_same_grid(*mask, *m, ref, v.input("reference").string());
-  }
+  if (auto m = v.input_optional("mask")) mask = tp::load_mask(*m, ref, v.input("reference").string());
   const RefineOptions o = refine_options(v, box, pixel_A);
 
   std::optional<RefineState> resumed = v.run().resume ? tp::load_state(ctx.out_dir()) : std::nullopt;
+  if (v.run().resume && !resumed)
+    throw InputError(fmt::format("--continue: {} holds no finished iteration to continue from; start the run "
+                                 "again with --overwrite",
+                                 ctx.out_dir().string()));
+  // Starting reads up to 500 images (noise model) and matches the reference's greyscale to the
+  // particles: a bad image or a reference that matches nothing is still found before the folder exists.
   RefineState st = resumed ? std::move(*resumed) : start_refinement(std::move(set), ref.data, pixel_A, o);
+  ctx.start();
   if (mask && !resumed) st.mask = mask->data;
   ctx.info(resumed ? fmt::format("continuing after iteration {}", st.iteration)
                    : fmt::format("{} particles, box {} at {} A/px", st.particles.particles.size(), box, pixel_A));

@@ -38,8 +38,14 @@ nlohmann::ordered_json iteration_json(const IterationStats& s) {
           {"wall_s", s.wall_s}};
 }
 
+// Each iteration's state is one folder, state/iter_NNN, written completely before the
+// pointer file state/current (written atomically) names it; the previous folder is removed
+// only after that. A kill at any moment leaves `current` naming a complete folder.
 void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) {
-  const fs::path dir = out_dir / "state";
+  const fs::path root = out_dir / "state";
+  const std::string name = fmt::format("iter_{:03}", st.iteration);
+  const fs::path dir = root / name;
+  fs::remove_all(dir);  // a partial folder of this iteration, left by a kill
   fs::create_directories(dir);
   write_particles_star(dir / "particles.star", st.particles, fs::absolute(dir));
   write_mrc(dir / "half_A.mrc", st.half_a, pixel_A);
@@ -58,11 +64,19 @@ void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) 
                       {"history", nlohmann::ordered_json::array()}};
   for (const auto& h : st.history) j["history"].push_back(iteration_json(h));
   atomic_write_text(dir / "state.json", j.dump(1) + "\n");
+  atomic_write_text(root / "current", name + "\n");
+  for (const auto& entry : fs::directory_iterator(root))
+    if (entry.is_directory() && entry.path().filename() != name) fs::remove_all(entry.path());
 }
 
 std::optional<RefineState> load_state(const fs::path& out_dir) {
-  const fs::path dir = out_dir / "state";
-  if (!fs::exists(dir / "state.json")) return std::nullopt;
+  const fs::path root = out_dir / "state";
+  std::ifstream current(root / "current");
+  std::string name;
+  if (!(current >> name)) return std::nullopt;
+  const fs::path dir = root / name;
+  if (name.find('/') != std::string::npos || !fs::exists(dir / "state.json"))
+    throw InputError(fmt::format("{}: names '{}', which holds no saved iteration", (root / "current").string(), name));
   std::ifstream in(dir / "state.json");
   nlohmann::json j;
   try {

@@ -19,6 +19,10 @@ using namespace tessera;
 
 namespace {
 
+// Ten million: more than any data set, and the particles' parameters (kept in
+// memory until the STAR and sqlite are written) still fit in a few GB.
+constexpr std::int64_t kMaxCount = 10'000'000;
+
 tp::Schema make_schema() {
   tp::Schema s;
   s.name = "tessera_simulate";
@@ -44,7 +48,9 @@ tp::Schema make_schema() {
   s.add_float("pixel_A", "Pixel size",
               {.min = 0.0, .min_exclusive = true, .unit = "A",
                .help = "Pixel size; default: the volume's voxel size (3 A for the phantom).", .section = "Input"});
-  s.add_int("count", "Particles", {.default_value = 1000, .min = 1, .help = "Number of particles."});
+  s.add_int("count", "Particles",
+            {.default_value = 1000, .min = 1, .max = kMaxCount,
+             .help = "Number of particles (the stack must fit on the disk: count x box^2 x 4 bytes)."});
   s.add_input("poses", tp::InputKind::Particles, "Given poses",
               {.help = "STAR or sqlite whose poses (and CTFs when present) are used in turn instead of random ones.",
                .required = false, .section = "Orientations"});
@@ -104,6 +110,28 @@ struct Volumes {
   double voxel_A = 3.0;
 };
 
+// The stack (count x box^2 floats), the STAR and sqlite files (about 1 KB per
+// particle) and the volumes must fit in the free space where --out goes.
+void check_disk_space(const tp::Values& v, int box) {
+  const std::int64_t count = v.get<std::int64_t>("count");
+  const double b = box, need = static_cast<double>(count) * (b * b * 4 + 1024) + 4 * b * b * b * 4;
+  std::filesystem::path dir = std::filesystem::absolute(v.run().out);
+  std::error_code ec;
+  while (!std::filesystem::exists(dir, ec) && dir.has_parent_path() && dir != dir.parent_path())
+    dir = dir.parent_path();
+  const std::filesystem::space_info space = std::filesystem::space(dir, ec);
+  if (!ec && space.capacity > 0 && need > static_cast<double>(space.available))  // capacity 0: /proc and alike
+    throw InputError(fmt::format("--count: {} particles of {}x{} px need about {:.3g} GB, and {} has {:.3g} GB free",
+                                 count, box, box, need / 1e9, dir.string(),
+                                 static_cast<double>(space.available) / 1e9));
+}
+
+tp::LoadedVolume load_signal(const std::filesystem::path& file, std::optional<double> pixel_A) {
+  tp::LoadedVolume m = tp::load_volume(file, pixel_A);
+  tp::check_has_signal(m, file);
+  return m;
+}
+
 Volumes load_inputs(const tp::Values& v) {
   Volumes out;
   const auto pixel = v.get_optional<double>("pixel_A");
@@ -112,20 +140,23 @@ Volumes load_inputs(const tp::Values& v) {
     std::optional<tp::LoadedVolume> first;
     std::string first_name;
     for (const auto& f : split_list(*list)) {
-      tp::LoadedVolume m = tp::load_volume(f, pixel);
+      tp::LoadedVolume m = load_signal(f, pixel);
       if (first) tp::check_same_grid(m, f, *first, first_name);
       else first = m, first_name = f;
       out.voxel_A = m.voxel_A;
       out.modules.push_back(std::move(m.data));
     }
   } else if (auto path = v.input_optional("volume")) {
-    tp::LoadedVolume m = tp::load_volume(*path, pixel);
+    tp::LoadedVolume m = load_signal(*path, pixel);
     out.voxel_A = m.voxel_A;
     out.modules.push_back(std::move(m.data));
   } else {
     out.voxel_A = pixel.value_or(3.0);
+    check_disk_space(v, v.get<int>("phantom_box_px"));  // before making the phantom
     out.modules.push_back(phantom_volume(v.get<int>("phantom_box_px"), out.voxel_A, v.run().seed));
+    return out;
   }
+  check_disk_space(v, out.modules.front().nx());
   return out;
 }
 
@@ -202,6 +233,7 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   ctx.info(fmt::format("{} particles, box {} at {} A/px, {} module(s), noise sigma {:.4g}", sim.options().count, box,
                        vols.voxel_A, vols.modules.size(), sim.noise_sigma()));
 
+  ctx.start();
   MrcStackWriter stack(ctx.path("particles.mrcs"), box, box, vols.voxel_A);
   std::vector<SimulatedParticle> sims = render_stack(sim, stack, ctx.options().threads, ctx);
   stack.finish();

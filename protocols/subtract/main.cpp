@@ -149,31 +149,33 @@ void check_particles(const ParticleSet& set, const fs::path& file, int box, doub
       throw InputError(fmt::format("{}: optics group {} has images of {} px, the map ({}) a box of {}", file.string(),
                                    g.number, g.image_size, map_name, box));
   }
-  std::map<fs::path, long> last_index;
-  for (const Particle& p : set.particles) {
-    long& last = last_index[set.stack_path(p)];
-    last = std::max(last, p.image.index);
-  }
-  for (const auto& [stack, last] : last_index) {
-    const MrcInfo info = read_mrc_info(stack);
-    if (info.nx != box || info.ny != box)
-      throw InputError(fmt::format("{}: images are {}x{}, the map's box is {}", stack.string(), info.nx, info.ny, box));
-    if (last > info.nz)
-      throw InputError(
-          fmt::format("{}: has {} images, the particles refer to image {}", stack.string(), info.nz, last));
-  }
+  tp::check_particle_stacks(set, box);
+}
+
+// What the options need of the particles: a CTF when it is applied, their own
+// scales (rlnCtfScalefactor) with --scale refinement.
+void check_particle_options(const tp::Values& v, const ParticleSet& set, const fs::path& file) {
+  if (v.get<bool>("ctf")) tp::check_ctf(set, file, "give --ctf false to subtract without CTF");
+  if (v.get<std::string>("scale") == "refinement" && !set.has_scales)
+    throw InputError(fmt::format("{}: --scale refinement needs per-particle scales, and the file has no "
+                                 "rlnCtfScalefactor column; use --scale fit",
+                                 file.string()));
 }
 
 std::vector<tp::LoadedVolume> load_maps(const tp::Values& v) {
   const auto map = v.input_optional("map"), ha = v.input_optional("half_map_A"), hb = v.input_optional("half_map_B");
   if (map && (ha || hb)) throw InputError("--map: give the map or the two half maps, not both");
   if (!map && !(ha && hb)) throw InputError("--map: give the map, or both --half-map-A and --half-map-B");
-  if (map) return {tp::load_volume(*map)};
+  if (map) {
+    tp::LoadedVolume m = tp::load_volume(*map);
+    tp::check_has_signal(m, *map);
+    return {std::move(m)};
+  }
   auto halves = tp::load_half_maps(*ha, *hb);
   return {std::move(halves[0]), std::move(halves[1])};
 }
 
-SubtractOptions subtract_options(const tp::Values& v, double voxel_A) {
+SubtractOptions subtract_options(const tp::Values& v, int box, double voxel_A) {
   SubtractOptions o;
   const std::string scale = v.get<std::string>("scale");
   o.scale_mode = scale == "fit" ? ScaleMode::Fit : scale == "refinement" ? ScaleMode::Refinement : ScaleMode::Fixed;
@@ -187,8 +189,15 @@ SubtractOptions subtract_options(const tp::Values& v, double voxel_A) {
   if (o.fit_low_res_A && o.fit_high_res_A && *o.fit_high_res_A > *o.fit_low_res_A)
     throw InputError(fmt::format("--fit-high-res-A ({} A) is coarser than --fit-low-res-A ({} A)", *o.fit_high_res_A,
                                  *o.fit_low_res_A));
-  if (auto r = v.get_optional<double>("fit_radius_A")) o.fit_radius_px = *r / voxel_A;
+  tp::check_resolution_in_box(o.fit_high_res_A, "--fit-high-res-A", box, voxel_A);
+  if (auto r = v.get_optional<double>("fit_radius_A")) {
+    o.fit_radius_px = *r / voxel_A;
+    if (*o.fit_radius_px < 2)
+      throw InputError(fmt::format("--fit-radius-A: {} A is {:.3g} px; the fit needs a radius of at least 2 px ({} A)",
+                                   *r, *o.fit_radius_px, 2 * voxel_A));
+  }
   o.lowpass_A = v.get_optional<double>("lowpass_A");
+  tp::check_resolution_in_box(o.lowpass_A, "--lowpass-A", box, voxel_A);
   o.apply_ctf = v.get<bool>("ctf");
   o.padding = v.get<int>("padding");
   return o;
@@ -208,12 +217,13 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   in->set = tp::load_particles(particles);
   const fs::path map_file = v.input_optional("map") ? v.input("map") : v.input("half_map_A");
   check_particles(in->set, particles, in->box, in->voxel_A, maps.size() == 2, map_file.string());
+  check_particle_options(v, in->set, particles);
 
   in->new_box = v.get_optional<int>("new_box_px").value_or(in->box);
   if (in->new_box > in->box || in->new_box % 2 != 0)
     throw InputError(fmt::format("--new-box-px: {} must be even and at most the box ({})", in->new_box, in->box));
   if (v.get<bool>("recentre")) in->centre = rounded_centre_of_mass(keep ? mask.data : in->regions[0].keep);
-  in->subtractor = std::make_unique<Subtractor>(in->regions, in->voxel_A, subtract_options(v, in->voxel_A));
+  in->subtractor = std::make_unique<Subtractor>(in->regions, in->voxel_A, subtract_options(v, in->box, in->voxel_A));
   return in;
 }
 
@@ -380,10 +390,11 @@ void run(const tp::Values& v, tp::RunContext& ctx, Inputs& in) {
   tp::save_volume(ctx, "kept_map", "kept_map.mrc", kept, in.voxel_A);
 }
 
-// Inputs are read and checked first: an InputError (exit 2) leaves nothing
-// behind, as run_program removes the output folder it created.
+// Inputs are read and checked first: an InputError there (exit 2) leaves
+// nothing behind, as the output folder is made only by ctx.start().
 void work(const tp::Values& v, tp::RunContext& ctx) {
   const std::shared_ptr<Inputs> in = load_inputs(v);
+  ctx.start();
   run(v, ctx, *in);
 }
 

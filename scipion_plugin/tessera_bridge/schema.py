@@ -9,8 +9,10 @@ parameter names are kept verbatim as form attribute names, so each parameter's
   ``Volume.getHalfMaps()``, not as objects a form could point to);
 - common options: ``out`` is the run's extra folder, ``threads`` the parallel section's
   ``numberOfThreads``, ``gpu`` the hidden ``useGpu``/``gpuList`` pair, ``continue`` (a Python
-  keyword) the ``doContinue`` flag with ``continueRun``, the run to continue; ``verbose`` and
-  ``quiet`` are not shown. Any other common option is mapped like a parameter.
+  keyword) the ``doContinue`` flag with ``continueRun``, the run to continue; ``verbose``,
+  ``quiet`` and ``overwrite`` are not shown (the extra folder is the protocol's own: the
+  protocol passes ``--overwrite`` itself when it runs a step again after a failed attempt).
+  Any other common option is mapped like a parameter.
 """
 import json
 import keyword
@@ -26,7 +28,7 @@ CLASS_PREFIX = 'TesseraProt'
 HALF_MAP_INPUTS = ('half_map_A', 'half_map_B')
 HALF_MAPS = 'half_maps'
 THREADS, GPU, CONTINUE, OUT = 'threads', 'gpu', 'continue', 'out'
-HIDDEN_COMMON = ('verbose', 'quiet')
+HIDDEN_COMMON = ('verbose', 'quiet', 'overwrite')
 # Form attributes the mapping itself uses (or Scipion's form defines): no schema name may take them.
 NUMBER_OF_THREADS, NUMBER_OF_MPI = 'numberOfThreads', 'numberOfMpi'
 USE_GPU, GPU_LIST = 'useGpu', 'gpuList'  # pyworkflow.protocol.constants USE_GPU, GPU_LIST

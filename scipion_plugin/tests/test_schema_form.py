@@ -166,7 +166,7 @@ class TestBuiltSchemas(unittest.TestCase):
             fed = [n for p in spec.params for n in p.schema_names]
             expected = [e['name'] for e in schema['inputs'] + schema['parameters']]
             expected += [c['name'] for c in schema['common_parameters']
-                         if c['name'] not in ('out', 'threads', 'gpu', 'continue', 'verbose', 'quiet')]
+                         if c['name'] not in ('out', 'threads', 'gpu', 'continue', 'verbose', 'quiet', 'overwrite')]
             self.assertEqual(sorted(fed), sorted(expected), schema['program'])
             names = [p.name for p in spec.params]
             self.assertEqual(len(names), len(set(names)), schema['program'])

@@ -384,7 +384,9 @@ TEST(SubtractProgram, BadInputsExitTwoAndWriteNothing) {
   }
   // A NaN inside a particle image is only seen when that image is read
   // (checking every image first would read the stack twice), from a worker
-  // thread: still exit 2, naming the particle, and no folder left behind.
+  // thread, after the run started: still exit 2, naming the particle; the
+  // folder stays, says the run failed, registers no particles and holds no
+  // temporary stack.
   Sim bad = s;
   bad.images[7][300] = std::numeric_limits<float>::quiet_NaN();
   const std::string nan_images = write_particles(bad, tmp / "in", "nan_images", false).string();
@@ -393,7 +395,12 @@ TEST(SubtractProgram, BadInputsExitTwoAndWriteNothing) {
       {"--out", (tmp / "late").string(), "--particles", nan_images, "--map", map, "--mask", mask, "--threads", "2"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("000008@nan_images.mrcs"), std::string::npos) << r.err;
-  EXPECT_FALSE(fs::exists(tmp / "late"));
+  const auto manifest = nlohmann::json::parse(std::ifstream(tmp / "late/outputs.json"));
+  EXPECT_EQ(manifest["status"], "failed");
+  EXPECT_EQ(manifest["exit_code"], 2);
+  EXPECT_TRUE(manifest["outputs"].empty()) << manifest.dump();
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "late"))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
 }  // namespace

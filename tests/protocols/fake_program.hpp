@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/cli.hpp"
+#include "common/run_context.hpp"
 #include "common/schema.hpp"
 #include "run_programs.hpp"
 
@@ -42,7 +43,8 @@ inline protocol::Schema fake_schema() {
                .condition = "mask_mode == 'threshold'"});
   s.add_string("symmetry", "Symmetry", {.default_value = "C1", .section = "Reconstruction"});
   s.add_int("iterations", "Iterations",
-            {.default_value = 10, .min = 1, .section = "Reconstruction", .level = Level::Advanced});
+            {.default_value = 10, .min = 1, .section = "Reconstruction", .level = Level::Advanced})
+      .may_change_on_continue = true;
   s.add_output("volume", OutputKind::Volume, "Reconstructed map");
   s.add_output("fsc", OutputKind::FscJson, "FSC curve", {.optional = true});
   return s;
@@ -52,6 +54,10 @@ inline protocol::Schema fake_schema() {
 class Argv {
  public:
   Argv(std::initializer_list<std::string> args) : args_{"tessera_fake"} {
+    args_.insert(args_.end(), args.begin(), args.end());
+    for (const auto& a : args_) pointers_.push_back(a.c_str());
+  }
+  explicit Argv(const std::vector<std::string>& args) : args_{"tessera_fake"} {
     args_.insert(args_.end(), args.begin(), args.end());
     for (const auto& a : args_) pointers_.push_back(a.c_str());
   }
@@ -70,11 +76,17 @@ struct FakeRunResult {
   bool work_called = false;
 };
 
-inline FakeRunResult run_fake(const Argv& argv, const protocol::WorkFunction& work = {}) {
+// How the fake's work begins: most tests want the run folder made (ctx.start()) before their
+// work runs; those about reading inputs first start it themselves.
+enum class Start { BeforeWork, ByWork };
+
+inline FakeRunResult run_fake(const Argv& argv, const protocol::WorkFunction& work = {},
+                              Start start = Start::BeforeWork) {
   std::ostringstream out, err;
   FakeRunResult r;
   const protocol::WorkFunction wrapped = [&](const protocol::Values& v, protocol::RunContext& ctx) {
     r.work_called = true;
+    if (start == Start::BeforeWork) ctx.start();
     if (work) work(v, ctx);
   };
   r.code = protocol::run_program(fake_schema(), argv.argc(), argv.argv(), wrapped, out, err);

@@ -226,26 +226,41 @@ TEST(Cli, HelpListsEveryOptionBySection) {
 TEST(Cli, RunProgramMapsExceptionsToExitCodes) {
   TempDir dir;
   const std::string particles = dir.write("particles.star", "x").string();
-  const Argv argv{"--out", (dir / "run").string(), "--particles", particles};
+  auto argv = [&](const std::string& out) { return Argv{"--out", (dir / out).string(), "--particles", particles}; };
 
-  const test::FakeRunResult failure = test::run_fake(argv, [](const Values&, RunContext&) {
+  // After start(): the folder stays and records the failure.
+  const test::FakeRunResult failure = test::run_fake(argv("failure"), [](const Values&, RunContext&) {
     throw std::runtime_error("boom\nsecond line");
   });
   EXPECT_EQ(failure.code, 1);
   EXPECT_EQ(failure.err, "ERROR: boom second line\n");
-  const Json failed = test::read_json(dir / "run/outputs.json");
+  const Json failed = test::read_json(dir / "failure/outputs.json");
   EXPECT_EQ(failed["status"], "failed");
   EXPECT_EQ(failed["error"], "boom second line");
   EXPECT_EQ(failed["exit_code"], 1);
 
-  const test::FakeRunResult bad = test::run_fake(argv, [](const Values&, RunContext&) {
-    throw InputError("particles.star: no data_particles block");
+  const test::FakeRunResult late = test::run_fake(argv("late"), [](const Values&, RunContext&) {
+    throw InputError("particles.star: image 12 is NaN");
   });
-  EXPECT_EQ(bad.code, 2);
-  EXPECT_EQ(bad.err, "ERROR: particles.star: no data_particles block\n");
-  EXPECT_EQ(test::read_json(dir / "run/outputs.json")["exit_code"], 2);
+  EXPECT_EQ(late.code, 2);
+  EXPECT_EQ(late.err, "ERROR: particles.star: image 12 is NaN\n");
+  EXPECT_EQ(test::read_json(dir / "late/outputs.json")["exit_code"], 2);
+  EXPECT_EQ(test::read_json(dir / "late/outputs.json")["status"], "failed");
 
-  const test::FakeRunResult no_output = test::run_fake(argv);  // declared "volume" never added
+  // Before start(): nothing on disk, whatever the error.
+  for (const bool input_error : {true, false}) {
+    const test::FakeRunResult early = test::run_fake(
+        argv("early"),
+        [&](const Values&, RunContext&) {
+          if (input_error) throw InputError("particles.star: no data_particles block");
+          throw std::runtime_error("cannot allocate");
+        },
+        test::Start::ByWork);
+    EXPECT_EQ(early.code, input_error ? 2 : 1);
+    EXPECT_FALSE(std::filesystem::exists(dir / "early")) << early.err;
+  }
+
+  const test::FakeRunResult no_output = test::run_fake(argv("no_output"));  // declared "volume" never added
   EXPECT_EQ(no_output.code, 1);
   EXPECT_NE(no_output.err.find("declared output 'volume' was not produced"), std::string::npos);
 }

@@ -135,7 +135,7 @@ TEST_F(RunContextTest, LogLevels) {
   EXPECT_EQ(events_of(read_log(out / "run.log.jsonl"), "log").size(), 2u);  // info and warning, no debug
 
   const test::FakeRunResult verbose =
-      test::run_fake(Argv{"--out", out.string(), "--particles", particles, "--verbose"}, work);
+      test::run_fake(Argv{"--out", out.string(), "--particles", particles, "--verbose", "--overwrite"}, work);
   ASSERT_EQ(verbose.code, 0) << verbose.err;
   EXPECT_NE(verbose.out.find("] dbg\n"), std::string::npos);
   EXPECT_EQ(events_of(read_log(out / "run.log.jsonl"), "log").size(), 3u);
@@ -151,7 +151,8 @@ TEST_F(RunContextTest, ContinueAppendsToTheLog) {
   ASSERT_EQ(test::run_fake(fresh, work).code, 0);
   ASSERT_EQ(test::run_fake(resume, work).code, 0);
   EXPECT_EQ(events_of(read_log(out / "run.log.jsonl"), "start").size(), 2u);
-  ASSERT_EQ(test::run_fake(fresh, work).code, 0);
+  const Argv replace{"--out", out.string(), "--particles", particles, "--overwrite"};
+  ASSERT_EQ(test::run_fake(replace, work).code, 0);
   EXPECT_EQ(events_of(read_log(out / "run.log.jsonl"), "start").size(), 1u);
 }
 

@@ -96,7 +96,7 @@ TEST(Schema, JsonHasDocumentedFields) {
   std::vector<std::string> common;
   for (const Json& p : j["common_parameters"]) common.push_back(p["name"]);
   EXPECT_EQ(common,
-            (std::vector<std::string>{"out", "threads", "gpu", "seed", "continue", "verbose", "quiet"}));
+            (std::vector<std::string>{"out", "threads", "gpu", "seed", "continue", "overwrite", "verbose", "quiet"}));
   EXPECT_EQ(j["common_parameters"][0]["required"], true);
 
   ASSERT_EQ(j["outputs"].size(), 2u);
@@ -109,7 +109,7 @@ TEST(Schema, CommonOptionsFollowSupport) {
   Schema s{.name = "tessera_min", .version = "1", .support = {.threads = false}};
   std::vector<std::string> names;
   for (const Param& p : common_params(s)) names.push_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"out", "seed", "verbose", "quiet"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"out", "seed", "overwrite", "verbose", "quiet"}));
 }
 
 TEST(Schema, CheckRejectsDeclarationMistakes) {

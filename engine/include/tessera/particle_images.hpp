@@ -22,7 +22,8 @@ class ParticleImageReader {
   /// inside inner_px, a raised cosine to 0 at outer_px (radii from the centre).
   void set_window(double inner_px, double outer_px);
   /// Half-complex transform of the particle's image with its centre (N/2)
-  /// moved to the origin. Throws InputError for an image of the wrong size.
+  /// moved to the origin. Throws InputError for an image of the wrong size or
+  /// with NaN or infinite values (check_finite_image).
   const ComplexGrid& transform(const ParticleSet& set, const Particle& p);
 
  private:
@@ -33,6 +34,10 @@ class ParticleImageReader {
   ComplexGrid out_;
   std::map<std::string, std::unique_ptr<MrcStackReader>> stacks_;
 };
+
+/// Throws InputError naming the particle ("particle 000008@stack.mrcs: the
+/// image has NaN or infinite values ...") unless every pixel is finite.
+void check_finite_image(const RealGrid& image, const Particle& p);
 
 /// The box size of a set: its first optics group's image size, or the first stack's.
 int particle_box(const ParticleSet& set);

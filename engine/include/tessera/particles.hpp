@@ -5,6 +5,7 @@
 /// Columns that Tessera does not interpret are kept as text, per optics group
 /// and per particle, under their RELION label (without the leading '_'), so a
 /// STAR or Scipion set goes through a Tessera step without losing anything.
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -52,6 +53,9 @@ struct ParticleSet {
   std::vector<std::string> optics_extra_labels;    ///< e.g. "rlnBeamTiltX" (no '_')
   std::vector<std::string> particle_extra_labels;  ///< e.g. "rlnCoordinateX"
   std::filesystem::path base_dir;  ///< relative image paths resolve against this folder
+  /// false when the set was read from a file without per-particle scales (no
+  /// rlnCtfScalefactor): every Particle::scale is then 1 by default, not measured.
+  bool has_scales = true;
 
   const OpticsGroup& optics_of(const Particle& p) const;  ///< throws if the group is unknown
   std::filesystem::path stack_path(const Particle& p) const;  ///< base_dir / image.path
@@ -59,5 +63,15 @@ struct ParticleSet {
   /// Index of an extra particle column, or -1.
   int particle_extra_index(const std::string& label) const;
 };
+
+/// Whether the particle has CTF parameters: a defocus or a phase shift. A file
+/// without rlnDefocusU/V (and rlnPhaseShift) gives particles without one.
+bool has_ctf(const Particle& p);
+
+/// The half set (1 or 2) of every particle, in set order: its own half_set
+/// when that is 1 or 2; particles without one are dealt 1, 2, 1, 2, ...
+std::vector<int> deal_half_sets(const ParticleSet& set);
+/// How many particles deal_half_sets puts into half sets 1 and 2.
+std::array<long, 2> half_set_sizes(const ParticleSet& set);
 
 }  // namespace tessera

@@ -11,7 +11,8 @@
 /// data_particles columns
 ///   rlnImageName (required), rlnOpticsGroup (default 1), rlnMicrographName,
 ///   rlnDefocusU/V (A), rlnDefocusAngle (deg), rlnPhaseShift (deg),
-///   rlnCtfBfactor (A^2), rlnCtfScalefactor (-> scale), rlnRandomSubset (-> half_set),
+///   rlnCtfBfactor (A^2), rlnCtfScalefactor (-> scale; absent: ParticleSet::has_scales
+///   false), rlnRandomSubset (-> half_set: 0, 1 or 2),
 ///   rlnAngleRot/Tilt/Psi (deg) + rlnOriginX/Y/ZAngst (A, default 0) -> pose
 /// fill Particle. A pose exists only when all three angles are present;
 /// otherwise the angle and origin columns that are there stay extra columns.
@@ -40,7 +41,8 @@
 /// applies): a missing file, no particle table, a missing rlnImageName or
 /// pixel size column, a value that is not a number where one is needed, a bad
 /// image name, duplicate optics group numbers, a particle referring to an
-/// optics group that data_optics does not define.
+/// optics group that data_optics does not define, a rlnRandomSubset other than
+/// 0, 1 or 2, a RELION 3.0 table with both rlnOriginX and rlnOriginXAngst (or Y, Z).
 #include <filesystem>
 #include <optional>
 

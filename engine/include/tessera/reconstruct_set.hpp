@@ -47,8 +47,9 @@ HalfSetReconstruction reconstruct_halves(const BackProjector& a, const BackProje
 std::vector<double> tau2_from_fsc(const std::vector<double>& fsc_curve, const std::vector<double>& mean_weight);
 
 /// progress(done, total) is called from the calling thread now and then.
-/// Particles with half_set 0 are assigned 1, 2, 1, 2, ... in set order.
-/// Throws InputError for a particle without pose, an image of the wrong size,
+/// Particles with half_set 0 are assigned 1, 2, 1, 2, ... in set order (deal_half_sets).
+/// Throws InputError for a particle without pose, without CTF (has_ctf) while
+/// apply_ctf is on, an image of the wrong size or with NaN or infinite values,
 /// or an unreadable stack.
 HalfSetReconstruction reconstruct_particles(const ParticleSet& set, const ReconstructSetOptions& options,
                                             const std::function<void(long, long)>& progress = {});

@@ -6,6 +6,7 @@ inputs as file names, see tessera.convert), runProgramStep runs the program with
 Scipion objects (tessera_bridge.outputs.plan_outputs) with their relations.
 """
 import json
+import os
 
 import pyworkflow.utils as pwutils
 from pyworkflow import BETA
@@ -49,8 +50,14 @@ class TesseraProtocol:
     def runProgramStep(self):
         program = Plugin.getProgram(self._tesseraSchema['program'])
         mpi = self.numberOfMpi.get() if self._tesseraSpec.mpi else 1
-        self.runJob(program, '--params %s' % self._getPath(PARAMS_FILE), env=Plugin.getEnviron(),
-                    numberOfMpi=mpi, numberOfThreads=1)
+        args = '--params %s' % self._getPath(PARAMS_FILE)
+        # The programs refuse an output folder that holds an earlier run unless told to continue
+        # or replace it. The extra folder is this protocol's own: when Scipion runs this step
+        # again (a resumed or restarted protocol) after a failed attempt, replace that attempt.
+        continuing = self._tesseraSpec.resume and self.getAttributeValue(tschema.DO_CONTINUE)
+        if not continuing and os.path.exists(os.path.join(self._getExtraPath(), 'outputs.json')):
+            args += ' --overwrite'
+        self.runJob(program, args, env=Plugin.getEnviron(), numberOfMpi=mpi, numberOfThreads=1)
 
     def createOutputStep(self):
         manifest = toutputs.read_manifest(self._getExtraPath())
