@@ -5,6 +5,16 @@
 #include <stdexcept>
 
 namespace tessera {
+namespace {
+
+// The score of a pose from its cross term C and model power P (alignment.hpp):
+// a C - a^2 P / 2 for a known scale a, max over a >= 0 (C^2 / 2P) for an unknown one.
+double pose_score(double cross, double power, const std::optional<double>& scale) {
+  if (scale) return *scale * (cross - 0.5 * *scale * power);
+  return cross > 0 && power > 0 ? 0.5 * cross * cross / power : 0.0;
+}
+
+}  // namespace
 
 FourierDisk FourierDisk::make(int box, double kmax_px, double kmin_px) {
   FourierDisk d;
@@ -27,7 +37,7 @@ FourierDisk FourierDisk::make(int box, double kmax_px, double kmin_px) {
 }
 
 ParticleOnDisk put_on_disk(const ComplexGrid& x, const RealGrid& ctf, const std::vector<double>& inv_sigma2,
-                           const FourierDisk& disk, double ox, double oy, double scale) {
+                           const FourierDisk& disk, double ox, double oy, std::optional<double> scale) {
   ParticleOnDisk p;
   const std::size_t n = disk.size();
   p.x.resize(n);
@@ -73,16 +83,14 @@ ShiftScore best_shift(const ParticleOnDisk& p, const cfloat* proj, const ShiftTa
     q[j] = p.x[j] * std::conj(m) * p.weight[j];
     power += static_cast<double>(p.weight[j]) * std::norm(m);
   }
-  const double penalty = 0.5 * p.scale * power;
   ShiftScore best{0, -1e300};
   for (std::size_t s = 0; s < shifts.count(); ++s) {
     const cfloat* e = shifts.phases(s);
     float acc = 0;
     for (std::size_t j = 0; j < n; ++j) acc += q[j].real() * e[j].real() - q[j].imag() * e[j].imag();
-    const double score = acc - penalty;
+    const double score = pose_score(acc, power, p.scale);
     if (score > best.score) best = {s, score};
   }
-  best.score *= p.scale;
   return best;
 }
 
@@ -96,7 +104,7 @@ double score_at(const ParticleOnDisk& p, const cfloat* proj, const FourierDisk& 
     cross += p.weight[j] * (q.real() * std::cos(phase) - q.imag() * std::sin(phase));
     power += p.weight[j] * std::norm(m);
   }
-  return p.scale * (cross - 0.5 * p.scale * power);
+  return pose_score(cross, power, p.scale);
 }
 
 }  // namespace tessera

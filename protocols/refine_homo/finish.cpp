@@ -9,15 +9,10 @@
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
+#include "tessera/postprocess.hpp"
 
 namespace tessera::protocol {
 namespace {
-
-RealGrid times(const RealGrid& a, const RealGrid& m) {
-  RealGrid out = a;
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] *= m[i];
-  return out;
-}
 
 Json history_json(const RefineState& st) {
   Json rows = Json::array();
@@ -54,40 +49,23 @@ void write_refine_outputs(RunContext& ctx, const RefineState& st, double pixel_A
   const RealGrid loose = map_mask(avg, st.resolution_A, pixel_A, 0.2, 9.0, 12.0);
   save_volume(ctx, "mask_refine", "mask_refine.mrc", st.mask, pixel_A);
   save_volume(ctx, "mask_fsc", "mask_fsc.mrc", tight, pixel_A);
-  const std::vector<double> unmasked = fsc(ha, hb);
-  const std::vector<double> loose_fsc = fsc(times(ha, loose), times(hb, loose));
-  std::vector<double> corrected;
-  std::vector<double> tight_fsc;
-  try {
-    const MaskedFsc m = corrected_fsc(ha, hb, tight, pixel_A, std::nullopt, static_cast<std::uint64_t>(seed));
-    tight_fsc = m.masked;
-    corrected = m.corrected;
-  } catch (const InputError& e) {  // the FSC never falls below 0.8: nothing to randomize
-    tight_fsc = fsc(times(ha, tight), times(hb, tight));
-    corrected = tight_fsc;
-    ctx.warn(fmt::format("no phase-randomization correction: {}", e.what()));
-  }
+  PostprocessOptions po;
+  po.seed = static_cast<std::uint64_t>(seed);
+  po.lowpass = PostprocessOptions::Lowpass::AtResolution;
+  const Postprocessed pp = postprocess(ha, hb, tight, pixel_A, po);
+  for (const std::string& w : pp.warnings) ctx.warn(w);
+  const std::vector<double> loose_fsc = masked_fsc(ha, hb, loose);
   const std::vector<FscCurve> curves{
-      {"unmasked", "rlnFourierShellCorrelationUnmaskedMaps", unmasked, 0.143},
+      {"unmasked", "rlnFourierShellCorrelationUnmaskedMaps", pp.curves.unmasked, 0.143},
       {"loose", "rlnFourierShellCorrelationLooseMask", loose_fsc, 0.143},
-      {"tight", "rlnFourierShellCorrelationMaskedMaps", tight_fsc, 0.143},
-      {"corrected", "rlnFourierShellCorrelationCorrected", corrected, 0.143}};
+      {"tight", "rlnFourierShellCorrelationMaskedMaps", pp.curves.masked, 0.143},
+      {"corrected", "rlnFourierShellCorrelationCorrected", pp.curves.corrected, 0.143}};
   const auto res = save_fsc(ctx, "fsc_star", "fsc_json", "fsc", curves, box, pixel_A);
-  const double final_res = res[3] && std::isfinite(*res[3]) ? *res[3] : 2 * pixel_A;
-
-  std::vector<double> full(corrected.size());
-  for (std::size_t k = 0; k < full.size(); ++k) full[k] = 2 * std::max(corrected[k], 0.0) / (1 + std::max(corrected[k], 0.0));
-  const RealGrid weighted = fsc_weight(avg, full);
-  save_volume(ctx, "volume", "map.mrc", lowpass(weighted, final_res, pixel_A), pixel_A,
+  const double final_res = pp.resolution_A && std::isfinite(*pp.resolution_A) ? *pp.resolution_A : 2 * pixel_A;
+  save_volume(ctx, "volume", "map.mrc", lowpass(pp.weighted, final_res, pixel_A), pixel_A,
               {{"resolution_A", final_res}});
-  double bfactor = 0;
-  try {
-    bfactor = guinier_bfactor(weighted, pixel_A, 10.0, final_res).bfactor_A2;
-  } catch (const InputError& e) {
-    ctx.warn(fmt::format("no B-factor fit: {}", e.what()));
-  }
-  save_volume(ctx, "map_sharp", "map_sharp.mrc", sharpen(weighted, pixel_A, bfactor, final_res), pixel_A,
-              {{"bfactor_A2", bfactor}});
+  const double bfactor = pp.bfactor_A2;
+  save_volume(ctx, "map_sharp", "map_sharp.mrc", pp.sharpened, pixel_A, {{"bfactor_A2", bfactor}});
   atomic_write_text(ctx.path("iterations.json"), history_json(st).dump(2) + "\n");
   ctx.add_output("iterations", "iterations.json", {{"count", st.history.size()}});
   ctx.event("result",

@@ -14,6 +14,7 @@
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
+#include "tessera/postprocess.hpp"
 #include "tessera/star.hpp"
 
 namespace tp = tessera::protocol;
@@ -80,6 +81,14 @@ tp::Schema make_schema() {
                .help = "Randomize phases beyond this resolution; default: from the first shell where the "
                        "unmasked FSC drops below 0.8.",
                .section = "FSC"});
+  s.add_int("randomizations", "Phase randomizations",
+            {.min = 1,
+             .max = 1000,
+             .help = "Phase-randomized pairs averaged for the correction; default: 40 at box 48, fewer at larger "
+                     "boxes (40 x (48 / box)^2, at least 3). One, as relion_postprocess, moves the resolution by "
+                     "whole shells and the B-factor by tens of % from seed to seed at small boxes.",
+             .section = "FSC",
+             .level = tp::Level::Advanced});
   s.add_float("bfactor_low_res_A", "Guinier fit from",
               {.default_value = 10.0,
                .min = 0.0,
@@ -88,10 +97,11 @@ tp::Schema make_schema() {
                .help = "Lowest resolution in the Guinier fit (RELION's --autob_lowres).",
                .section = "Sharpening"});
   s.add_float("bfactor_high_res_A", "Guinier fit up to",
-              {.default_value = 0.0,
-               .min = 0.0,
+              {.min = 0.0,
                .unit = "A",
-               .help = "Highest resolution in the Guinier fit; 0: Nyquist.",
+               .help = "Highest resolution in the Guinier fit; default: the resolution found (beyond it the "
+                       "weighted amplitudes are noise that moves the fit with the random phases); 0: Nyquist, "
+                       "as relion_postprocess's default.",
                .section = "Sharpening"});
   s.add_float("bfactor_A2", "Ad-hoc B-factor",
               {.unit = "A^2",
@@ -134,12 +144,8 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
     in->mask_name = mask_file->string();
   } else {
     const RealGrid lp = lowpass(average_maps(a.data, b.data), v.get<double>("mask_lowpass_A"), in->voxel_A);
-    try {
-      in->mask = threshold_mask(lp, v.get<double>("mask_threshold"), v.get<double>("mask_extend_px"),
-                                v.get<double>("mask_soft_edge_px"));
-    } catch (const InputError& e) {
-      throw InputError(fmt::format("--mask-threshold: {}", e.what()));
-    }
+    in->mask = tp::mask_from_threshold(lp, v.get<double>("mask_threshold"), v.get<double>("mask_extend_px"),
+                                       v.get<double>("mask_soft_edge_px"), "--mask-threshold");
     in->mask_generated = true;
     in->mask_name = "mask.mrc";
   }
@@ -182,33 +188,34 @@ std::vector<double> particle_fraction_fsc(const std::vector<double>& unmasked, d
 }
 
 Result compute(const tp::Values& v, const Inputs& in, tp::RunContext& ctx) {
+  PostprocessOptions po;
+  po.randomize_from_A = v.get_optional<double>("randomize_from_A");
+  if (auto n = v.get_optional<std::int64_t>("randomizations")) po.randomizations = static_cast<int>(*n);
+  po.seed = static_cast<std::uint64_t>(ctx.options().seed);
+  po.bfactor_low_res_A = v.get<double>("bfactor_low_res_A");
+  po.bfactor_high_res_A = v.get_optional<double>("bfactor_high_res_A");
+  po.bfactor_A2 = v.get_optional<double>("bfactor_A2");
+  // relion_postprocess 3.1.3 does not low-pass an FSC-weighted map further
+  // (checked: its postprocess.mrc is this map to 4e-7).
+  if (auto cut = v.get_optional<double>("lowpass_A")) {
+    po.lowpass = PostprocessOptions::Lowpass::Given;
+    po.lowpass_A = *cut;
+  }
+  Postprocessed pp = postprocess(in.half_a, in.half_b, in.mask, in.voxel_A, po);
+  for (const std::string& w : pp.warnings) ctx.warn(w);
   Result r;
-  const int box = in.half_a.nx();
-  r.curves = corrected_fsc(in.half_a, in.half_b, in.mask, in.voxel_A, v.get_optional<double>("randomize_from_A"),
-                           static_cast<std::uint64_t>(ctx.options().seed));
+  r.curves = std::move(pp.curves);
   const MaskStats ms = mask_stats(in.mask);
   constexpr double kRelionSolventFactor = 0.476;  // mask.hpp: rlnParticleBoxFractionSolventMask = 0.476 / fraction
   r.box_fraction = ms.fraction_above_half > 0 ? kRelionSolventFactor / ms.fraction_above_half : 0.0;
   r.particle_fraction = particle_fraction_fsc(r.curves.unmasked, r.box_fraction);
-  r.resolution_A = resolution_at(r.curves.corrected, kThreshold, box, in.voxel_A);
-
-  const RealGrid avg = average_maps(in.half_a, in.half_b);
-  const RealGrid weighted = fsc_weight(avg, r.curves.corrected);
-  if (auto b = v.get_optional<double>("bfactor_A2")) {
-    r.bfactor_A2 = *b;
-  } else {
-    r.fit =
-        guinier_bfactor(weighted, in.voxel_A, v.get<double>("bfactor_low_res_A"), v.get<double>("bfactor_high_res_A"));
-    r.bfactor_A2 = r.fit->bfactor_A2;
-  }
-  const RealGrid sharpened = sharpen(weighted, in.voxel_A, r.bfactor_A2, std::nullopt);
-  r.amp_original = shell_mean_amplitude(avg);
-  r.amp_weighted = shell_mean_amplitude(weighted);
-  r.amp_sharpened = shell_mean_amplitude(sharpened);
-  // relion_postprocess 3.1.3 does not low-pass an FSC-weighted map further
-  // (checked: its postprocess.mrc is this map to 4e-7).
-  const std::optional<double> cut = v.get_optional<double>("lowpass_A");
-  r.sharpened = cut ? lowpass(sharpened, *cut, in.voxel_A) : sharpened;
+  r.resolution_A = pp.resolution_A;
+  r.fit = pp.fit;
+  r.bfactor_A2 = pp.bfactor_A2;
+  r.amp_original = shell_mean_amplitude(pp.average);
+  r.amp_weighted = shell_mean_amplitude(pp.weighted);
+  r.amp_sharpened = shell_mean_amplitude(pp.sharpened);
+  r.sharpened = std::move(pp.sharpened);
   return r;
 }
 
@@ -364,10 +371,11 @@ void run(const tp::Values& v, tp::RunContext& ctx, const Inputs& in) {
   report(ctx, in, r, why);
 }
 
-// Inputs are read and checked first: an InputError (exit 2) leaves nothing
-// behind, as run_program removes the output folder it created.
+// Inputs are read and checked first: an InputError there (exit 2) leaves
+// nothing behind, as the output folder is made only by ctx.start().
 void work(const tp::Values& v, tp::RunContext& ctx) {
   const std::shared_ptr<Inputs> in = load_inputs(v);
+  ctx.start();
   run(v, ctx, *in);
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -273,9 +274,12 @@ TEST(CorrectedFsc, FollowsRelionsRecipe) {
   while (r.unmasked[first_below] >= 0.8) ++first_below;
   EXPECT_EQ(r.randomize_from_shell, first_below);
   for (int k = 1; k < 25; ++k) {
-    const double want = k < first_below + 2 ? r.masked[k]
-                                            : (r.masked[k] - r.randomized_masked[k]) / (1 - r.randomized_masked[k]);
+    const double noise_free = std::max(0.0, r.randomized_masked[k]);  // the mask adds correlation only
+    const double want = k < first_below + 2      ? r.masked[k]
+                        : noise_free > r.masked[k] ? 0.0
+                                                   : (r.masked[k] - noise_free) / (1 - noise_free);
     EXPECT_DOUBLE_EQ(r.corrected[k], want) << k;
+    EXPECT_LE(r.corrected[k], std::max(r.masked[k], 0.0)) << k;
   }
 
   // Given in Angstrom: shell floor(96 / 10.5) = 9, and an exact shell resolution is that shell.

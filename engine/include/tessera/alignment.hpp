@@ -11,7 +11,15 @@
 ///   S(A, o) = sum_k w_k [ a Re(X conj(CTF P_A) e^{-2 pi i k.o/N}) - a^2 CTF^2 |P_A|^2 / 2 ] / sigma2_k
 /// over the Fourier pixels of a FourierDisk (w_k = 2 for kx > 0, 1 on the kx = 0
 /// column, so that the half plane counts as the full plane).
+///
+/// When the scale is unknown (a reference on another greyscale than the
+/// particles, e.g. a map from EMDB or another package, in a refinement's first
+/// iteration), the score is maximized over a at each pose (profile likelihood):
+///   S(A, o) = C^2 / (2 P) for C > 0, else 0, with C = sum_k w_k Re(...) / sigma2_k
+/// and P = sum_k w_k CTF^2 |P_A|^2 / sigma2_k, which does not change when the
+/// reference is multiplied by any positive factor.
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "tessera/geometry.hpp"
@@ -39,13 +47,15 @@ struct ParticleOnDisk {
   std::vector<cfloat> x;     ///< X(k) * exp(-2 pi i k.o_prev / N)
   std::vector<float> ctf;
   std::vector<float> weight;  ///< multiplicity / sigma2(shell)
-  double scale = 1;           ///< contrast scale a
+  std::optional<double> scale;  ///< contrast scale a; nullopt: unknown, profiled out (see top)
 };
 
 /// x: the particle's half-complex transform; ctf: its CTF on the same grid;
-/// inv_sigma2: 1 / noise variance per shell; origin_px: the current origin.
+/// inv_sigma2: 1 / noise variance per shell; origin_px: the current origin;
+/// scale: the contrast scale, or nullopt to profile it out.
 ParticleOnDisk put_on_disk(const ComplexGrid& x, const RealGrid& ctf, const std::vector<double>& inv_sigma2,
-                           const FourierDisk& disk, double origin_x_px, double origin_y_px, double scale);
+                           const FourierDisk& disk, double origin_x_px, double origin_y_px,
+                           std::optional<double> scale);
 
 /// Offsets (pixels) of a shift search and their phase factors on a disk.
 class ShiftTable {

@@ -36,6 +36,9 @@ namespace tessera {
 /// A shell where either map has no power gets 0.
 std::vector<double> fsc(const RealGrid& a, const RealGrid& b);
 
+/// fsc(a * mask, b * mask), voxel by voxel products. Throws InputError when the shapes differ.
+std::vector<double> masked_fsc(const RealGrid& a, const RealGrid& b, const RealGrid& mask);
+
 /// The voxel-wise mean (a + b) / 2 of two maps of the same shape, e.g. the map
 /// of two half maps. Throws InputError when the shapes differ.
 RealGrid average_maps(const RealGrid& a, const RealGrid& b);
@@ -87,11 +90,14 @@ RealGrid phase_randomize(const RealGrid& v, double beyond_resolution_A, double v
 struct MaskedFsc {
   std::vector<double> unmasked;           ///< fsc(half_a, half_b)
   std::vector<double> masked;             ///< fsc(half_a * mask, half_b * mask)
-  std::vector<double> randomized_masked;  ///< FSC of the masked maps after phase randomization
+  /// FSC of the masked maps after phase randomization (mean over the randomizations)
+  std::vector<double> randomized_masked;
   /// masked below shell randomize_from_shell + 2 (RELION moves the start two
   /// shells up to avoid artefacts at the randomization edge), then
-  /// (masked - randomized_masked) / (1 - randomized_masked); shell 0 is set to
-  /// 1 when masked[0] <= 0, as RELION does.
+  /// (masked - r) / (1 - r) with r = max(0, randomized_masked), and 0 where
+  /// r > masked (as RELION; the max is Tessera's: a negative randomized FSC is
+  /// noise, and must not lift the corrected FSC above the masked one); shell 0
+  /// is set to 1 when masked[0] <= 0, as RELION does.
   std::vector<double> corrected;
   int randomize_from_shell = 0;           ///< phases randomized at radius >= this many voxels
 };
@@ -100,12 +106,16 @@ struct MaskedFsc {
 /// shell max(1, floor(N * voxel_A / randomize_from_A)) when given (RELION's
 /// --randomize_at_A), otherwise from the first shell k >= 1 where the unmasked
 /// FSC drops below 0.8 (RELION's default --randomize_at_fsc 0.8). The halves are
-/// randomized independently, with generators item_rng(seed, 0) and (seed, 1).
-/// Throws InputError when shapes differ, the mask leaves [0, 1], the shell is
-/// beyond Nyquist, or the unmasked FSC never drops below 0.8 (RELION stops
-/// there too: give randomize_from_A).
+/// randomized independently, randomization t (0-based) with generators
+/// item_rng(seed, 2t) and (seed, 2t + 1), and the randomized masked FSC is the
+/// mean over `randomizations` of them: one (RELION's choice) leaves the
+/// correction, and so the resolution and the B-factor, as noisy as a single
+/// draw of random phases, which at small boxes moves the resolution by whole
+/// shells from seed to seed. Throws InputError when shapes differ, the mask
+/// leaves [0, 1], the shell is beyond Nyquist, randomizations < 1, or the
+/// unmasked FSC never drops below 0.8 (RELION stops there too: give randomize_from_A).
 MaskedFsc corrected_fsc(const RealGrid& half_a, const RealGrid& half_b, const RealGrid& mask, double voxel_A,
-                        std::optional<double> randomize_from_A, std::uint64_t seed);
+                        std::optional<double> randomize_from_A, std::uint64_t seed, int randomizations = 1);
 
 /// Rosenthal & Henderson (2003) weighting as relion_postprocess applies it before
 /// fitting the B-factor: Fourier voxels in shell k are multiplied by

@@ -14,6 +14,7 @@
 /// LocalSearch: the same refinement levels starting from the particle's
 /// current pose, within a few steps of it.
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "tessera/alignment.hpp"
@@ -44,7 +45,9 @@ struct WeightedPose {
 struct ParticleInput {
   const ComplexGrid* transform;  ///< half-complex transform of the centred image
   const RealGrid* ctf;           ///< CTF (with the particle's scale left out)
-  double scale = 1;              ///< contrast scale
+  /// Contrast scale; nullopt: unknown (the reference's greyscale is not the
+  /// particles'), so each pose is scored at its best scale (alignment.hpp).
+  std::optional<double> scale = 1.0;
   PoseEstimate current;          ///< pose from the previous iteration (origin = search centre)
 };
 

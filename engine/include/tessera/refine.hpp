@@ -92,6 +92,8 @@ struct RefineState {
   int iterations_without_gain = 0;
   int final_passes_left = -1;      ///< -1 until convergence
   std::vector<double> noise_power; ///< sigma^2 per shell
+  /// The factor the initial volume was multiplied by to match the particles' greyscale.
+  double reference_greyscale = 1;
   std::vector<IterationStats> history;
   bool done = false;
 };
@@ -105,7 +107,13 @@ struct RefineCallbacks {
 /// Prepares the starting state: half sets (random split with the seed unless
 /// every particle has one), the reference low-passed to initial_lowpass_A for
 /// both halves, a spherical mask of the particle diameter, the noise model
-/// from the images' power spectra.
+/// from the images' power spectra. The reference's greyscale (a map from EMDB
+/// or another package, any scaling) says nothing about the particles': it is
+/// re-estimated, as RELION and cryoSPARC do, from the least-squares contrast of
+/// up to 200 particles at their best poses, found by a search that scores each
+/// pose at its own best contrast (alignment.hpp), and the reference multiplied
+/// by it (RefineState::reference_greyscale). Throws InputError when fewer than
+/// half of those particles correlate with the reference at all.
 RefineState start_refinement(ParticleSet particles, const RealGrid& reference, double pixel_A,
                              const RefineOptions& options);
 
