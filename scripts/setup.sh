@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 mode=${1:-}
 case "$mode" in demo|test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
 
+# Real package names only: dpkg-query never reports a virtual one (libqt6charts6-dev, libqt6svg6-dev)
+# as installed, which would make every run call apt-get again.
 build_pkgs=(build-essential cmake pkg-config libfftw3-dev libboost-program-options-dev libfmt-dev
-            nlohmann-json3-dev libsqlite3-dev libgtest-dev qt6-base-dev libqt6charts6-dev libqt6svg6-dev
+            nlohmann-json3-dev libsqlite3-dev libgtest-dev qt6-base-dev qt6-charts-dev qt6-svg-dev
             libqt6opengl6-dev libgl-dev openmpi-bin libopenmpi-dev python3 python3-venv python3-tk)
-# The test suite also checks Tessera against RELION and opens windows under Xvfb.
-test_pkgs=(relion xvfb xauth)
+# The test suite also checks Tessera against RELION and opens windows under Xvfb; scripts/fuzz.sh
+# builds the fuzz harnesses with clang and libFuzzer (libclang-rt-dev: the default clang's runtimes).
+test_pkgs=(relion xvfb xauth clang libclang-rt-dev)
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
@@ -41,3 +44,5 @@ if [ "$mode" = demo ]; then
 fi
 echo "== running the tests"
 ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 900
+# The file readers and the --params parser under libFuzzer, a bounded time each (build-fuzz/).
+bash scripts/fuzz.sh

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -11,7 +12,11 @@
 namespace tessera::detail {
 namespace {
 
-[[noreturn]] void fail(SqliteMode mode, const std::string& message) {
+// SQLite's messages may quote the file's own text (a malformed schema, a column name), line
+// breaks included: messages are kept on one line.
+[[noreturn]] void fail(SqliteMode mode, std::string message) {
+  std::replace_if(
+      message.begin(), message.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }, ' ');
   if (mode == SqliteMode::read) throw InputError(message);
   throw std::runtime_error(message);
 }

@@ -52,6 +52,14 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
+/// Whether `v` can sit between two `q` quotes: no q may be followed by white
+/// space (or end the value), since that would close the quote early.
+bool quotable_with(const std::string& v, char q) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (v[i] == q && (i + 1 == v.size() || is_space(v[i + 1]))) return false;
+  return true;
+}
+
 struct Token {
   std::string text;
   bool quoted = false;
@@ -78,10 +86,15 @@ std::vector<Token> tokenize(const std::string& line, const Where& where) {
     if (i >= n || line[i] == '#') break;
     const char c = line[i];
     if (c == '"' || c == '\'') {
+      // A carriage return inside a line is a line break too (old Mac files): a quote cannot span it.
       std::size_t j = i + 1;
-      while (j < n && !(line[j] == c && (j + 1 == n || is_space(line[j + 1])))) ++j;
-      if (j >= n) where.fail(fmt::format("unterminated {} quote", c));
-      tokens.push_back({line.substr(i + 1, j - i - 1), true});
+      while (j < n && line[j] != '\r' && !(line[j] == c && (j + 1 == n || is_space(line[j + 1])))) ++j;
+      if (j >= n || line[j] == '\r') where.fail(fmt::format("unterminated {} quote", c));
+      std::string value = line.substr(i + 1, j - i - 1);
+      // What is read must be writable (format_star): STAR has no escapes for a value holding both.
+      if (!quotable_with(value, '"') && !quotable_with(value, '\''))
+        where.fail("a quoted value holds both quote kinds before white space or at its end: it cannot be written back");
+      tokens.push_back({std::move(value), true});
       i = j + 1;
     } else {
       std::size_t j = i;
@@ -241,14 +254,6 @@ bool needs_quotes(const std::string& v) {
   for (const char* word : {"data_", "loop_", "save_", "stop_", "global_"})
     if (starts_with_word(v, word)) return true;
   return false;
-}
-
-/// Whether `v` can sit between two `q` quotes: no q may be followed by white
-/// space (or end the value), since that would close the quote early.
-bool quotable_with(const std::string& v, char q) {
-  for (std::size_t i = 0; i < v.size(); ++i)
-    if (v[i] == q && (i + 1 == v.size() || is_space(v[i + 1]))) return false;
-  return true;
 }
 
 std::string format_value(const std::string& v) {

@@ -10,11 +10,13 @@
 /// Reading accepts: `#` comments (whole-line or after a token), `# version N`
 /// lines (the first one is kept in StarFile::version), `_label #n` column
 /// indices or none, values quoted with "..." or '...' (a quote closes only when
-/// followed by white space or the end of the line, as in STAR/CIF), blank and
-/// white-space-only lines anywhere, CRLF line ends, empty loops, any number of
-/// blocks. One row per line: a row whose field count differs from the number
-/// of labels is an error. Multi-line `;` text fields and `save_` frames (not
-/// used by RELION) are not supported.
+/// followed by white space or the end of the line, as in STAR/CIF; a quoted
+/// value cannot hold a carriage return, which ends a line in old Mac files, nor
+/// both quote kinds before white space or at its end, which format_star could
+/// not write back), blank and white-space-only lines anywhere, CRLF line ends,
+/// empty loops, any number of blocks. One row per line: a row whose field count
+/// differs from the number of labels is an error. Multi-line `;` text fields and
+/// `save_` frames (not used by RELION) are not supported.
 ///
 /// Errors: InputError with one line "<file>:<line>: <problem>" (or
 /// "<file>: <problem>" for a missing or unreadable file).
