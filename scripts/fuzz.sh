@@ -25,7 +25,7 @@ trap 'rm -rf "$work"' EXIT
 echo "== fuzz: configuring and building ${harnesses[*]} in $build/ (clang, libFuzzer, ASan, UBSan)"
 # Only what the harnesses link is built: the engine and protocols/common, instrumented.
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS=-Wno-unknown-warning-option \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
   -DTESSERA_FUZZ=ON \
   -DTESSERA_SANITIZE=fuzzer-no-link,address,undefined \
   -DTESSERA_WITH_QT=OFF -DTESSERA_WITH_MPI=OFF -DTESSERA_WITH_CUDA=OFF >"$work/configure.log" 2>&1 \

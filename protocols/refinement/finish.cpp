@@ -1,11 +1,11 @@
-#include "refine_homo/finish.hpp"
+#include "refinement/finish.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 
 #include "common/io.hpp"
-#include "refine_homo/state.hpp"
+#include "refinement/state.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"

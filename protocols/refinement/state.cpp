@@ -1,4 +1,4 @@
-#include "refine_homo/state.hpp"
+#include "refinement/state.hpp"
 
 #include <fmt/format.h>
 #include <fstream>
