@@ -13,8 +13,9 @@
 /// column, so that the half plane counts as the full plane).
 ///
 /// When the scale is unknown (a reference on another greyscale than the
-/// particles, e.g. a map from EMDB or another package, in a refinement's first
-/// iteration), the score is maximized over a at each pose (profile likelihood):
+/// particles, e.g. a map from EMDB or another package, whose greyscale a
+/// refinement measures before it starts: start_refinement in refine.hpp), the
+/// score is maximized over a at each pose (profile likelihood):
 ///   S(A, o) = C^2 / (2 P) for C > 0, else 0, with C = sum_k w_k Re(...) / sigma2_k
 /// and P = sum_k w_k CTF^2 |P_A|^2 / sigma2_k, which does not change when the
 /// reference is multiplied by any positive factor.
