@@ -7,8 +7,6 @@
 // bug: it is printed and the process aborts, which libFuzzer reports as a crash
 // (and the plain replay driver as a failed test). With TESSERA_FUZZ_VERBOSE set,
 // every InputError is printed too.
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,36 +18,14 @@
 #include <string_view>
 #include <typeinfo>
 
+#include "run_programs.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera::fuzz {
 
-/// A folder under $TMPDIR (or /tmp) made once per process, removed at exit.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/tessera-fuzz-XXXXXX";
-    if (!::mkdtemp(pattern.data())) {
-      std::perror(pattern.c_str());
-      std::abort();
-    }
-    path_ = pattern;
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
+/// A folder under the system temporary folder ($TMPDIR), made once per process, removed at exit.
 inline const std::filesystem::path& scratch_dir() {
-  static const ScratchDir dir;
+  static const test::TempDir dir;
   return dir.path();
 }
 
