@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <optional>
 #include <stdexcept>
 
 #include "tessera/fft.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/random.hpp"
 
 namespace tessera {
@@ -122,19 +124,14 @@ SimulatedParticle Simulator::draw(long index) const {
 
 RealGrid Simulator::render(const SimulatedParticle& sp) const {
   const Particle& p = sp.particle;
-  ComplexGrid sum(box_ / 2 + 1, box_), slice;
+  std::optional<RealGrid> ctf;
+  if (opt_.apply_ctf) ctf = model_ctf(p, optics(), box_);
+  ComplexGrid sum(box_ / 2 + 1, box_), module;
   for (std::size_t j = 0; j < projectors_.size(); ++j) {
-    const ProjectionPose& mp = sp.module_poses[j];
-    projectors_[j].project(euler_to_matrix(mp.angles), slice);
     // The module's own origin already includes the particle's origin.
-    phase_shift_2d(slice, box_, -mp.origin_x_A / opt_.pixel_A, -mp.origin_y_A / opt_.pixel_A);
-    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += slice[i];
-  }
-  if (opt_.apply_ctf) {
-    const RealGrid ctf = ctf_image(CtfParams::of(p, optics()), box_, box_, opt_.pixel_A);
-    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] *= ctf[i];
-  } else {
-    for (auto& v : sum.values()) v *= static_cast<float>(p.scale);
+    expected_transform(projectors_[j], model_pose(sp.module_poses[j], opt_.pixel_A), ctf ? &*ctf : nullptr, p.scale,
+                       module);
+    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += module[i];
   }
   RealGrid img = ifft_2d(sum, box_);
   corner_to_centre(img, false);

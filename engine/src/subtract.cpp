@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
 
-#include "tessera/ctf.hpp"
 #include "tessera/error.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
 #include "tessera/simulate.hpp"
@@ -212,22 +213,12 @@ const Subtractor::Half& Subtractor::half_for(const Particle& p) const {
 }
 
 Subtractor::Models Subtractor::model_transforms(const Half& h, const Particle& p, const OpticsGroup& g) const {
-  const Mat3 a = euler_to_matrix(p.pose->angles);
+  const ModelPose pose = model_pose(*p.pose, g.pixel_A);
+  std::optional<RealGrid> ctf;
+  if (opt_.apply_ctf) ctf = model_ctf(p, g, box_);  // at scale 1: the contrast is what the fit finds
   Models m;
-  h.remove.project(a, m.remove);
-  h.keep.project(a, m.keep);
-  const double dx = -p.pose->origin_x_A / g.pixel_A, dy = -p.pose->origin_y_A / g.pixel_A;
-  phase_shift_2d(m.remove, box_, dx, dy);
-  phase_shift_2d(m.keep, box_, dx, dy);
-  if (opt_.apply_ctf) {
-    CtfParams c = CtfParams::of(p, g);
-    c.scale = 1;  // the contrast is what the fit finds
-    const RealGrid ctf = ctf_image(c, box_, box_, g.pixel_A);
-    for (std::size_t i = 0; i < ctf.size(); ++i) {
-      m.remove[i] *= ctf[i];
-      m.keep[i] *= ctf[i];
-    }
-  }
+  expected_transform(h.remove, pose, ctf ? &*ctf : nullptr, 1.0, m.remove);
+  expected_transform(h.keep, pose, ctf ? &*ctf : nullptr, 1.0, m.keep);
   return m;
 }
 

@@ -1,0 +1,71 @@
+#include "tessera/forward_model.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <numbers>
+#include <stdexcept>
+
+#include "tessera/alignment.hpp"
+#include "tessera/ctf.hpp"
+
+namespace tessera {
+namespace {
+
+void check_ctf_shape(const RealGrid* ctf, int box, const char* caller) {
+  if (ctf && (ctf->nx() != box / 2 + 1 || ctf->ny() != box || ctf->nz() != 1))
+    throw std::invalid_argument(fmt::format("{}: the CTF is {}x{}x{}, the half-complex grid of box {} is {}x{}", caller,
+                                            ctf->nx(), ctf->ny(), ctf->nz(), box, box / 2 + 1, box));
+}
+
+// scale * CTF at storage index i (the CTF is optional).
+float amplitude(const RealGrid* ctf, double scale, std::size_t i) {
+  return static_cast<float>(ctf ? scale * (*ctf)[i] : scale);
+}
+
+}  // namespace
+
+ModelPose model_pose(const ProjectionPose& pose, double pixel_A) {
+  return ModelPose{euler_to_matrix(pose.angles), pose.origin_x_A / pixel_A, pose.origin_y_A / pixel_A};
+}
+
+RealGrid model_ctf(const Particle& p, const OpticsGroup& g, int box) {
+  CtfParams c = CtfParams::of(p, g);
+  c.scale = 1;  // the contrast is the model's separate scale
+  return ctf_image(c, box, box, g.pixel_A);
+}
+
+cfloat origin_phase(double kx, double ky, int box, double origin_x_px, double origin_y_px) {
+  const double phase = 2.0 * std::numbers::pi / box * (kx * origin_x_px + ky * origin_y_px);
+  return {static_cast<float>(std::cos(phase)), static_cast<float>(std::sin(phase))};
+}
+
+void expected_transform(const Projector& volume, const ModelPose& pose, const RealGrid* ctf, double scale,
+                        ComplexGrid& out) {
+  const int n = volume.box(), hx = n / 2 + 1;
+  check_ctf_shape(ctf, n, "expected_transform");
+  volume.project(pose.rotation, out);
+  for (int y = 0; y < n; ++y) {
+    const int ky = fourier_index(y, n);
+    for (int x = 0; x < hx; ++x) {
+      const std::size_t i = static_cast<std::size_t>(y) * hx + x;
+      out[i] *= origin_phase(x, ky, n, pose.origin_x_px, pose.origin_y_px) * amplitude(ctf, scale, i);
+    }
+  }
+}
+
+void expected_points(const Projector& volume, const ModelPose& pose, const FourierDisk& disk, const RealGrid* ctf,
+                     double scale, std::vector<cfloat>& out) {
+  const int n = volume.box();
+  if (disk.box != n)
+    throw std::invalid_argument(
+        fmt::format("expected_points: the disk is for box {}, the volume's box is {}", disk.box, n));
+  check_ctf_shape(ctf, n, "expected_points");
+  out.resize(disk.size());
+  volume.project_points(pose.rotation, disk.kx.data(), disk.ky.data(), disk.size(), out.data());
+  for (std::size_t j = 0; j < disk.size(); ++j)
+    out[j] *= origin_phase(disk.kx[j], disk.ky[j], n, pose.origin_x_px, pose.origin_y_px) *
+              amplitude(ctf, scale, disk.index[j]);
+}
+
+}  // namespace tessera
