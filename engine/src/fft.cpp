@@ -51,7 +51,7 @@ struct RealFft::Plans {
   }
 };
 
-RealFft::RealFft(int nx, int ny, int nz, bool three_d)
+RealFft::RealFft(int nx, int ny, int nz, bool three_d, int threads)
     : nx_(nx), ny_(ny), nz_(nz), three_d_(three_d), plans_(std::make_unique<Plans>()) {
   if (nx < 1 || ny < 1 || nz < 1) throw std::invalid_argument("RealFft: empty shape");
   const int hx = nx / 2 + 1;
@@ -62,9 +62,13 @@ RealFft::RealFft(int nx, int ny, int nz, bool three_d)
   auto* cp = static_cast<fftwf_complex*>(c.p);
   const unsigned flags = FFTW_ESTIMATE | FFTW_UNALIGNED;
   std::lock_guard lock(planner_mutex());
+  static const bool threads_ready = fftwf_init_threads() != 0;
   if (three_d) {
+    // The thread count is planner state: set for this plan only.
+    if (threads > 1 && threads_ready) fftwf_plan_with_nthreads(threads);
     plans_->fwd = fftwf_plan_dft_r2c_3d(nz, ny, nx, rp, cp, flags);
     plans_->inv = fftwf_plan_dft_c2r_3d(nz, ny, nx, cp, rp, flags);
+    if (threads > 1 && threads_ready) fftwf_plan_with_nthreads(1);
   } else {
     const int n[2] = {ny, nx};
     plans_->fwd = fftwf_plan_many_dft_r2c(2, n, nz, rp, nullptr, 1, nx * ny, cp, nullptr, 1, hx * ny, flags);
@@ -73,8 +77,8 @@ RealFft::RealFft(int nx, int ny, int nz, bool three_d)
   if (!plans_->fwd || !plans_->inv) throw std::runtime_error("FFTW could not create a plan");
 }
 
-RealFft RealFft::plan_2d(int nx, int ny, int batch) { return RealFft(nx, ny, batch, false); }
-RealFft RealFft::plan_3d(int nx, int ny, int nz) { return RealFft(nx, ny, nz, true); }
+RealFft RealFft::plan_2d(int nx, int ny, int batch) { return RealFft(nx, ny, batch, false, 1); }
+RealFft RealFft::plan_3d(int nx, int ny, int nz, int threads) { return RealFft(nx, ny, nz, true, threads); }
 RealFft::RealFft(RealFft&&) noexcept = default;
 RealFft& RealFft::operator=(RealFft&&) noexcept = default;
 RealFft::~RealFft() = default;
@@ -117,9 +121,9 @@ ComplexGrid fft_3d(const RealGrid& volume) {
   return out;
 }
 
-RealGrid ifft_3d(const ComplexGrid& f, int nx) {
+RealGrid ifft_3d(const ComplexGrid& f, int nx, int threads) {
   RealGrid out;
-  RealFft::plan_3d(nx, f.ny(), f.nz()).inverse(f, out);
+  RealFft::plan_3d(nx, f.ny(), f.nz(), threads).inverse(f, out);
   return out;
 }
 

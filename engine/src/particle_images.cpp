@@ -1,5 +1,6 @@
 #include "tessera/particle_images.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -100,6 +101,36 @@ void for_each_particle(long total, int threads, const std::function<void(int, lo
   if (reporter.joinable()) reporter.join();
   if (failure) std::rethrow_exception(failure);
   if (progress) progress(total, total);
+}
+
+std::vector<double> mean_image_power(const ParticleSet& set, int box, int threads, long max_images) {
+  // Each particle's spectrum is kept and the spectra summed in particle order: the thread count does not matter.
+  const long n = std::min<long>(max_images, static_cast<long>(set.particles.size()));
+  const int nthreads = std::max(1, threads), nshell = box / 2 + 1;
+  std::vector<std::vector<double>> spectra(static_cast<std::size_t>(n));
+  std::vector<double> count(nshell, 0.0);
+  for (int y = 0; y < box; ++y)
+    for (int x = 0; x < box / 2 + 1; ++x) {
+      const int s = static_cast<int>(std::lround(std::hypot(x, fourier_index(y, box))));
+      if (s <= box / 2) count[s] += 1;
+    }
+  std::vector<ParticleImageReader> readers;
+  for (int t = 0; t < nthreads; ++t) readers.emplace_back(box);
+  for_each_particle(n, nthreads, [&](int t, long i) {
+    const ComplexGrid& f = readers[t].transform(set, set.particles[i * set.particles.size() / n]);
+    std::vector<double>& sum = spectra[i];
+    sum.assign(nshell, 0.0);
+    for (int y = 0; y < box; ++y)
+      for (int x = 0; x < box / 2 + 1; ++x) {
+        const int s = static_cast<int>(std::lround(std::hypot(x, fourier_index(y, box))));
+        if (s <= box / 2) sum[s] += std::norm(f(x, y));
+      }
+  });
+  std::vector<double> power(nshell, 0.0);
+  for (const auto& sp : spectra)
+    for (int s = 0; s < nshell; ++s) power[s] += sp[s];
+  for (int s = 0; s < nshell; ++s) power[s] = count[s] > 0 && n > 0 ? power[s] / (count[s] * n) : 1.0;
+  return power;
 }
 
 }  // namespace tessera

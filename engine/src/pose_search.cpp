@@ -87,10 +87,15 @@ class SearchBase : public PoseSearch {
   static constexpr double kPosteriorCut = 1e-3;
   bool marginalize_ = false;
 
-  // The disk for a refinement level: radius about 1 / (2 step) in units of the
-  // particle's half-box (a step of 15 degrees uses ~8 px at box 64).
+  // The disk for a refinement level. A rotation by `step` moves Fourier pixel k by k step (in
+  // radians): the level uses the frequencies where that is at most about 1.5 pixels, 6 px at 15
+  // degrees. In pixels, not in a fraction of the box (it was box / 8 at 15 degrees: 32 px at box
+  // 256), so a level costs the same at any box; the box holds the particle with some margin
+  // whatever the pixel size, so a pixel of its transform is a fixed fraction of 1 / diameter.
+  static double level_kmax_px(double step_deg) { return 6.0 * 15.0 / step_deg; }
+
   const FourierDisk& level_disk(double step_deg) const {
-    const double k = std::min(disk_.kmax_px, (disk_.box / 8.0) * 15.0 / step_deg);
+    const double k = std::min(disk_.kmax_px, level_kmax_px(step_deg));
     for (const auto& d : level_disks_)
       if (std::abs(d.kmax_px - k) < 1e-9) return d;
     return disk_;  // not prepared for this step: use every frequency
@@ -99,7 +104,7 @@ class SearchBase : public PoseSearch {
   void prepare_levels(const std::vector<double>& steps) {
     level_disks_.clear();
     for (double s : steps)
-      level_disks_.push_back(FourierDisk::make(disk_.box, std::min(disk_.kmax_px, (disk_.box / 8.0) * 15.0 / s)));
+      level_disks_.push_back(FourierDisk::make(disk_.box, std::min(disk_.kmax_px, level_kmax_px(s))));
   }
 
   const Projector* reference_ = nullptr;

@@ -1,6 +1,7 @@
 #include "tessera/projector.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
@@ -168,20 +169,67 @@ RealGrid Projector::project_image(const Mat3& a) const {
   return img;
 }
 
-BackProjector::BackProjector(int box, int padding, std::optional<double> max_radius_px, std::vector<Mat3> symmetry)
+AccumulationQuanta AccumulationQuanta::for_power(double max_shell_power) {
+  AccumulationQuanta q;
+  if (max_shell_power > 0 && std::isfinite(max_shell_power))
+    q.data = std::ldexp(1.0, static_cast<int>(std::floor(std::log2(std::sqrt(max_shell_power)))) - 28);
+  return q;
+}
+
+namespace {
+
+// A contribution in units of the quantum (see AccumulationQuanta).
+inline std::int64_t to_units(double value, double inv_quantum) {
+  const double u = value * inv_quantum;
+  if (!(std::abs(u) < 0x1p50))
+    throw std::overflow_error("back-projection: a contribution exceeds the fixed-point range (image values too large "
+                              "for the accumulation quantum, or not finite)");
+  return std::llrint(u);
+}
+
+inline void add_units(std::int64_t& sum, std::int64_t v) {
+  std::atomic_ref<std::int64_t>(sum).fetch_add(v, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+BackProjector::BackProjector(int box, int padding, std::optional<double> max_radius_px, std::vector<Mat3> symmetry,
+                             AccumulationQuanta quanta)
     : box_(box), pad_(padding), pbox_(padding * box), rmax_(default_radius(box, max_radius_px)),
-      symmetry_(std::move(symmetry)), data_(pbox_ / 2 + 1, pbox_, pbox_), weight_(pbox_ / 2 + 1, pbox_, pbox_) {
+      symmetry_(std::move(symmetry)), quanta_(quanta), inv_data_q_(1.0 / quanta.data),
+      inv_weight_q_(1.0 / quanta.weight) {
   if (padding < 1) throw std::invalid_argument("BackProjector: padding must be >= 1");
+  if (!(quanta.data > 0) || !(quanta.weight > 0)) throw std::invalid_argument("BackProjector: quanta must be positive");
   if (symmetry_.empty()) symmetry_.push_back(identity3());
+  // Inserted points lie within pad * rmax of the origin, their trilinear corners within sqrt(3) more.
+  const double reach = pad_ * rmax_ + 2;
+  row_start_.resize(static_cast<std::size_t>(pbox_) * pbox_);
+  row_length_.resize(row_start_.size());
+  std::int64_t voxels = 0;
+  for (int zs = 0; zs < pbox_; ++zs) {
+    const double z = fourier_index(zs, pbox_);
+    for (int ys = 0; ys < pbox_; ++ys) {
+      const double y = fourier_index(ys, pbox_), r2 = reach * reach - y * y - z * z;
+      const int len = r2 < 0 ? 0 : std::min(pbox_ / 2 + 1, static_cast<int>(std::floor(std::sqrt(r2))) + 1);
+      const std::size_t row = static_cast<std::size_t>(zs) * pbox_ + ys;
+      row_start_[row] = voxels;
+      row_length_[row] = len;
+      voxels += len;
+    }
+  }
+  sums_.assign(static_cast<std::size_t>(voxels) * 3, 0);
 }
 
 void BackProjector::splat(double x, double y, double z, cfloat value, float weight) {
   const Cell c = cell_of(x, y, z);
   if (c.conjugate) value = std::conj(value);
   for_each_stored_corner(c, pbox_, [&](int xs, int ys, int zs, float w) {
-    const std::size_t i = data_.index(xs, ys, zs);
-    data_[i] += value * w;
-    weight_[i] += weight * w;
+    const std::size_t row = static_cast<std::size_t>(zs) * pbox_ + ys;
+    if (xs >= row_length_[row]) return;
+    std::int64_t* v = &sums_[3 * static_cast<std::size_t>(row_start_[row] + xs)];
+    add_units(v[0], to_units(double(value.real()) * w, inv_data_q_));
+    add_units(v[1], to_units(double(value.imag()) * w, inv_data_q_));
+    add_units(v[2], to_units(double(weight) * w, inv_weight_q_));
   });
 }
 
@@ -198,14 +246,56 @@ void BackProjector::insert(const ComplexGrid& data, const RealGrid& weight, cons
 }
 
 void BackProjector::add(const BackProjector& other) {
-  if (other.box_ != box_ || other.pad_ != pad_) throw std::invalid_argument("BackProjector::add: shapes differ");
-  for (std::size_t i = 0; i < data_.size(); ++i) {
-    data_[i] += other.data_[i];
-    weight_[i] += other.weight_[i];
-  }
+  if (other.box_ != box_ || other.pad_ != pad_ || other.rmax_ != rmax_ || !(other.quanta_ == quanta_))
+    throw std::invalid_argument("BackProjector::add: shapes or quanta differ");
+  for (std::size_t i = 0; i < sums_.size(); ++i) sums_[i] += other.sums_[i];
 }
 
-std::vector<double> BackProjector::mean_weight_per_shell() const { return shell_means(weight_, box_, pad_); }
+template <class F>
+void BackProjector::for_each_stored(F&& f) const {
+  for (int zs = 0; zs < pbox_; ++zs)
+    for (int ys = 0; ys < pbox_; ++ys) {
+      const std::size_t row = static_cast<std::size_t>(zs) * pbox_ + ys;
+      const std::int64_t* v = &sums_[3 * static_cast<std::size_t>(row_start_[row])];
+      for (int x = 0; x < row_length_[row]; ++x, v += 3) f(x, ys, zs, v);
+    }
+}
+
+ComplexGrid BackProjector::expand_data() const {
+  ComplexGrid data(pbox_ / 2 + 1, pbox_, pbox_);
+  for_each_stored([&](int x, int y, int z, const std::int64_t* v) {
+    data(x, y, z) = cfloat(static_cast<float>(double(v[0]) * quanta_.data), static_cast<float>(double(v[1]) * quanta_.data));
+  });
+  return data;
+}
+
+RealGrid BackProjector::expand_weights() const {
+  RealGrid weight(pbox_ / 2 + 1, pbox_, pbox_);
+  for_each_stored([&](int x, int y, int z, const std::int64_t* v) {
+    weight(x, y, z) = static_cast<float>(double(v[2]) * quanta_.weight);
+  });
+  return weight;
+}
+
+std::vector<double> BackProjector::mean_weight_per_shell() const {
+  const int nshell = box_ / 2 + 1;
+  std::vector<double> sum(nshell, 0.0), count(nshell, 0.0);
+  for (int z = 0; z < pbox_; ++z) {
+    const int kz = fourier_index(z, pbox_);
+    for (int y = 0; y < pbox_; ++y) {
+      const int ky = fourier_index(y, pbox_);
+      const std::size_t row = static_cast<std::size_t>(z) * pbox_ + y;
+      for (int x = 0; x < pbox_ / 2 + 1; ++x) {
+        const int shell = static_cast<int>(std::lround(std::sqrt(double(x) * x + double(ky) * ky + double(kz) * kz) / pad_));
+        if (shell >= nshell) continue;
+        if (x < row_length_[row]) sum[shell] += double(sums_[3 * static_cast<std::size_t>(row_start_[row] + x) + 2]);
+        count[shell] += 1;
+      }
+    }
+  }
+  for (int s = 0; s < nshell; ++s) sum[s] = count[s] > 0 ? sum[s] * quanta_.weight / count[s] : 0.0;
+  return sum;
+}
 
 std::vector<double> BackProjector::shell_means(const RealGrid& w, int box, int pad) {
   const int pbox = w.ny(), nshell = box / 2 + 1;

@@ -1,10 +1,14 @@
 // BackProjector::reconstruct: from accumulated CTF-weighted data to a volume.
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include "tessera/fft.hpp"
 #include "tessera/mask.hpp"
+#include "tessera/particle_images.hpp"
 #include "tessera/projector.hpp"
 
 namespace tessera {
@@ -13,25 +17,36 @@ namespace {
 constexpr double kBlobRadius = 1.9, kBlobAlpha = 15.0;
 
 // The x = 0 plane of a half-complex grid holds both (0, y, z) and its
-// Hermitian partner (0, -y, -z); insertions reach them separately, so pool them.
-void pool_hermitian_plane(ComplexGrid& data, RealGrid& weight) {
-  const int n = data.ny();
+// Hermitian partner (0, -y, -z); insertions reach them separately, so pool
+// them: data d(i) + conj(d(j)) (real where i is its own partner), weights w(i) + w(j).
+template <class Grid, class Pool>
+void pool_hermitian_plane(Grid& g, Pool&& pool) {
+  const int n = g.ny();
   for (int z = 0; z < n; ++z) {
     const int zp = (n - z) % n;
     for (int y = 0; y < n; ++y) {
       const int yp = (n - y) % n;
-      const std::size_t i = data.index(0, y, z), j = data.index(0, yp, zp);
-      if (j < i) continue;
-      if (i == j) {
-        data[i] = cfloat(data[i].real(), 0.0f);
-        continue;
-      }
-      const cfloat d = data[i] + std::conj(data[j]);
-      const float w = weight[i] + weight[j];
-      data[i] = d, data[j] = std::conj(d);
-      weight[i] = w, weight[j] = w;
+      const std::size_t i = g.index(0, y, z), j = g.index(0, yp, zp);
+      if (j >= i) pool(g[i], g[j], i == j);
     }
   }
+}
+
+void pool_data(ComplexGrid& data) {
+  pool_hermitian_plane(data, [](cfloat& a, cfloat& b, bool self) {
+    if (self) {
+      a = cfloat(a.real(), 0.0f);
+      return;
+    }
+    const cfloat d = a + std::conj(b);
+    a = d, b = std::conj(d);
+  });
+}
+
+void pool_weights(RealGrid& weight) {
+  pool_hermitian_plane(weight, [](float& a, float& b, bool self) {
+    if (!self) a = b = a + b;
+  });
 }
 
 double kaiser_bessel(double r) {
@@ -74,10 +89,30 @@ RealGrid blob_convolution_kernel(int pbox) {
   return real;
 }
 
+// Calls f(begin, end) on `threads` contiguous chunks of [0, n) at once.
+template <class F>
+void in_chunks(std::size_t n, int threads, F&& f) {
+  const int t = std::max(1, threads);
+  for_each_particle(t, t, [&](int, long c) { f(n * c / t, n * (c + 1) / t); });
+}
+
+// The blob kernel of a padded box, shared by the reconstructions that run at the same time (the
+// two half maps): at box 256 it is 0.5 GB. Freed when the last of them is done.
+std::shared_ptr<const RealGrid> shared_blob_kernel(int pbox) {
+  static std::mutex mutex;
+  static std::map<int, std::weak_ptr<const RealGrid>> cache;
+  const std::lock_guard lock(mutex);
+  if (auto k = cache[pbox].lock()) return k;
+  auto k = std::make_shared<const RealGrid>(blob_convolution_kernel(pbox));
+  cache[pbox] = k;
+  return k;
+}
+
 // Pipe-Menon density compensation weights for the sampling density w.
-RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax, int iterations) {
-  const RealGrid kernel = blob_convolution_kernel(pbox);
-  const RealFft plan = RealFft::plan_3d(pbox, pbox, pbox);
+RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax, int iterations, int threads) {
+  const std::shared_ptr<const RealGrid> shared_kernel = shared_blob_kernel(pbox);
+  const RealGrid& kernel = *shared_kernel;
+  const RealFft plan = RealFft::plan_3d(pbox, pbox, pbox, threads);
   RealGrid v(w.nx(), w.ny(), w.nz(), 0.0f);
   for_each_voxel(pbox, pad, [&](int x, int y, int z, double r) {
     // Voxels without samples hold no data: leaving them out keeps v bounded.
@@ -90,17 +125,23 @@ RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax,
     if (v[i] != 0.0f) total += w[i], count += 1;
   const float mean_density = count > 0 ? static_cast<float>(total / count) : 1.0f;
   for (int it = 0; it < iterations; ++it) {
-    for (std::size_t i = 0; i < c.size(); ++i) c[i] = cfloat(v[i] * w[i], 0.0f);
+    in_chunks(c.size(), threads, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) c[i] = cfloat(v[i] * w[i], 0.0f);
+    });
     plan.inverse(c, real);
-    for (std::size_t i = 0; i < real.size(); ++i) real[i] *= kernel[i];
+    in_chunks(real.size(), threads, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) real[i] *= kernel[i];
+    });
     plan.forward(real, c);
     // Where no sample lies within the blob the density is ~0: leave those
     // voxels out (their data is 0) rather than let v grow without bound.
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if (v[i] == 0.0f) continue;
-      const float density = std::abs(c[i]);
-      v[i] = density > 1e-6f * mean_density ? v[i] / density : 0.0f;
-    }
+    in_chunks(v.size(), threads, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        if (v[i] == 0.0f) continue;
+        const float density = std::abs(c[i]);
+        v[i] = density > 1e-6f * mean_density ? v[i] / density : 0.0f;
+      }
+    });
   }
   return v;
 }
@@ -108,9 +149,10 @@ RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax,
 }  // namespace
 
 RealGrid BackProjector::reconstruct(const ReconstructOptions& options) const {
-  ComplexGrid f = data_;
-  RealGrid w = weight_;
-  pool_hermitian_plane(f, w);
+  // Memory at box 256 (padded 512): the weights and the data are expanded to float grids one
+  // after the other, so the density compensation's buffers never coexist with the data.
+  RealGrid w = expand_weights();
+  pool_weights(w);
   const int nshell = box_ / 2 + 1;
   if (options.tau2 && static_cast<int>(options.tau2->size()) < nshell)
     throw std::invalid_argument("reconstruct: tau2 needs one value per Fourier shell");
@@ -121,18 +163,25 @@ RealGrid BackProjector::reconstruct(const ReconstructOptions& options) const {
       if (r <= rmax_ && t > 0) w(x, y, z) += static_cast<float>(1.0 / t);
     });
   }
+  ComplexGrid f;
   if (options.gridding_iterations > 0) {
-    const RealGrid v = density_compensation(w, pbox_, pad_, rmax_, options.gridding_iterations);
+    const RealGrid v = density_compensation(w, pbox_, pad_, rmax_, options.gridding_iterations, options.threads);
+    w = RealGrid();
+    f = expand_data();
+    pool_data(f);
     for (std::size_t i = 0; i < f.size(); ++i) f[i] *= v[i];
   } else {
+    f = expand_data();
+    pool_data(f);
     const std::vector<double> mean_w = shell_means(w, box_, pad_);
     for_each_voxel(pbox_, pad_, [&](int x, int y, int z, double r) {
       const std::size_t i = f.index(x, y, z);
       const double denom = std::max<double>(w[i], options.weight_floor * mean_w[shell_of(r)]);
       f[i] = r <= rmax_ && denom > 0 ? f[i] / static_cast<float>(denom) : cfloat(0, 0);
     });
+    w = RealGrid();
   }
-  RealGrid padded = ifft_3d(f, pbox_);
+  RealGrid padded = ifft_3d(f, pbox_, options.threads);
   corner_to_centre(padded, true);
   RealGrid out(box_, box_, box_);
   const int off = pbox_ / 2 - box_ / 2, c = box_ / 2;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <future>
 #include <fmt/format.h>
 #include <memory>
 
@@ -15,21 +14,14 @@
 namespace tessera {
 namespace {
 
-struct Worker {
-  Worker(int box, const ReconstructSetOptions& o, double rmax)
-      : a(box, o.padding, rmax, o.symmetry), b(box, o.padding, rmax, o.symmetry), images(box) {}
-  BackProjector a, b;
-  ParticleImageReader images;
-};
-
-void insert_particle(Worker& w, const ParticleSet& set, const Particle& p, int half, const ReconstructSetOptions& o,
+void insert_particle(BackProjector& a, BackProjector& b, ParticleImageReader& images, const ParticleSet& set, const Particle& p, int half, const ReconstructSetOptions& o,
                      int box) {
   if (!p.pose) throw InputError(fmt::format("particle {} has no pose (angles and origin)", p.image.to_string()));
   if (o.apply_ctf && !has_ctf(p))
     throw InputError(fmt::format("particle {} has no CTF (no defocus); reconstruct it with CTF correction off",
                                  p.image.to_string()));
   const OpticsGroup& g = set.optics_of(p);
-  ComplexGrid f = w.images.transform(set, p);
+  ComplexGrid f = images.transform(set, p);
   phase_shift_2d(f, box, p.pose->origin_x_A / g.pixel_A, p.pose->origin_y_A / g.pixel_A);
   RealGrid weight(box / 2 + 1, box, 1, 1.0f);
   if (o.apply_ctf) {
@@ -44,7 +36,7 @@ void insert_particle(Worker& w, const ParticleSet& set, const Particle& p, int h
       weight[i] = static_cast<float>(p.scale * p.scale);
     }
   }
-  (half == 1 ? w.a : w.b).insert(f, weight, euler_to_matrix(p.pose->angles));
+  (half == 1 ? a : b).insert(f, weight, euler_to_matrix(p.pose->angles));
 }
 
 }  // namespace
@@ -59,13 +51,12 @@ std::vector<double> tau2_from_fsc(const std::vector<double>& fsc_curve, const st
 }
 
 HalfSetReconstruction reconstruct_halves(const BackProjector& bpa, const BackProjector& bpb, bool wiener,
-                                         bool want_full) {
+                                         bool want_full, int threads) {
   HalfSetReconstruction r;
-  {
-    auto b = std::async(std::launch::async, [&] { return bpb.reconstruct(); });
-    r.half_a = bpa.reconstruct();
-    r.half_b = b.get();
-  }
+  ReconstructOptions raw;
+  raw.threads = threads;
+  r.half_a = bpa.reconstruct(raw);
+  r.half_b = bpb.reconstruct(raw);
   r.fsc = fsc(r.half_a, r.half_b);
   r.raw_a = r.half_a;
   r.raw_b = r.half_b;
@@ -75,13 +66,12 @@ HalfSetReconstruction reconstruct_halves(const BackProjector& bpa, const BackPro
     return sum;
   };
   if (!wiener) {
-    if (want_full) r.full = both().reconstruct();
+    if (want_full) r.full = both().reconstruct(raw);
     return r;
   }
-  ReconstructOptions ra, rb, rf;
+  ReconstructOptions ra = raw, rb = raw, rf = raw;
   ra.tau2 = tau2_from_fsc(r.fsc, bpa.mean_weight_per_shell());
   rb.tau2 = tau2_from_fsc(r.fsc, bpb.mean_weight_per_shell());
-  auto b = std::async(std::launch::async, [&] { return bpb.reconstruct(rb); });
   if (want_full) {
     std::vector<double> full_fsc(r.fsc.size());
     for (std::size_t s = 0; s < full_fsc.size(); ++s) full_fsc[s] = 2 * r.fsc[s] / (1 + std::max(r.fsc[s], 0.0));
@@ -90,7 +80,7 @@ HalfSetReconstruction reconstruct_halves(const BackProjector& bpa, const BackPro
     r.full = sum.reconstruct(rf);
   }
   r.half_a = bpa.reconstruct(ra);
-  r.half_b = b.get();
+  r.half_b = bpb.reconstruct(rb);
   return r;
 }
 
@@ -103,16 +93,16 @@ HalfSetReconstruction reconstruct_particles(const ParticleSet& set, const Recons
   const long total = static_cast<long>(set.particles.size());
 
   const std::vector<int> half = deal_half_sets(set);
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (int t = 0; t < nthreads; ++t) workers.push_back(std::make_unique<Worker>(box, o, rmax));
+  // One pair of back-projectors for all threads (exact integer sums, projector.hpp), scaled to the images.
+  const std::vector<double> power = mean_image_power(set, box, nthreads, 100);
+  const auto quanta = AccumulationQuanta::for_power(*std::max_element(power.begin(), power.end()));
+  BackProjector a(box, o.padding, rmax, o.symmetry, quanta), b(box, o.padding, rmax, o.symmetry, quanta);
+  std::vector<ParticleImageReader> readers;
+  for (int t = 0; t < nthreads; ++t) readers.emplace_back(box);
   for_each_particle(
-      total, nthreads, [&](int t, long i) { insert_particle(*workers[t], set, set.particles[i], half[i], o, box); },
-      progress);
-  for (int t = 1; t < nthreads; ++t) {
-    workers[0]->a.add(workers[t]->a);
-    workers[0]->b.add(workers[t]->b);
-  }
-  HalfSetReconstruction r = reconstruct_halves(workers[0]->a, workers[0]->b, o.wiener);
+      total, nthreads,
+      [&](int t, long i) { insert_particle(a, b, readers[t], set, set.particles[i], half[i], o, box); }, progress);
+  HalfSetReconstruction r = reconstruct_halves(a, b, o.wiener, true, nthreads);
   r.count_a = std::count(half.begin(), half.end(), 1);
   r.count_b = total - r.count_a;
   return r;

@@ -7,11 +7,13 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "common/processes.hpp"
 #include "common/run_context.hpp"
 #include "common/run_folder.hpp"
 #include "tessera/error.hpp"
@@ -520,9 +522,11 @@ int report(std::optional<RunContext>& ctx, std::ostream& err, const std::string&
 
 }  // namespace
 
-int run_program(const Schema& s, int argc, const char* const argv[], const WorkFunction& work,
-                std::ostream& out, std::ostream& err) {
-  handle_interrupts();  // first, so that every thread the run starts inherits it
+namespace {
+
+// The run itself; run_program sets up and takes down the processes around it.
+int run_once(const Schema& s, int argc, const char* const argv[], const WorkFunction& work, std::ostream& out,
+             std::ostream& err) {
   std::optional<RunContext> ctx;
   Invocation invocation;
   try {
@@ -545,16 +549,42 @@ int run_program(const Schema& s, int argc, const char* const argv[], const WorkF
     // The work reads and checks its inputs, then calls ctx->start(): an error before that
     // leaves nothing on disk; after it the run folder keeps what was written and says it failed.
     ctx.emplace(s, *invocation.values, out);
+    if (!processes().leader()) ctx->follow();
     work(*invocation.values, *ctx);
     ctx->finish();
     return 0;
-  } catch (const InputError& e) {
-    return report(ctx, err, e.what(), 2);
+  } catch (const RankFailure& e) {
+    return report(ctx, err, e.what(), e.exit_code());  // agreed by every rank: told by the leader only
   } catch (const std::exception& e) {
-    return report(ctx, err, e.what(), 1);
+    const int code = dynamic_cast<const InputError*>(&e) ? 2 : 1;
+    if (processes().size() == 1) return report(ctx, err, e.what(), code);
+    // One rank failed on its own: say so wherever it is, and stop the others rather than let them wait.
+    std::cerr << "ERROR: (MPI rank " << processes().rank() << ") " << one_line(e.what()) << std::endl;
+    if (ctx) ctx->fail(one_line(e.what()), code);
+    stop_all_ranks(code);
+    return code;
   } catch (...) {
     return report(ctx, err, "unknown exception", 1);
   }
+}
+
+}  // namespace
+
+int run_program(const Schema& s, int argc, const char* const argv[], const WorkFunction& work,
+                std::ostream& out, std::ostream& err) {
+  handle_interrupts();  // first, so that every thread the run starts inherits it
+  try {
+    start_processes();
+  } catch (const std::exception& e) {
+    err << "ERROR: " << one_line(e.what()) << std::endl;
+    return 1;
+  }
+  // Only the leader prints: the other ranks' messages would repeat its own.
+  std::ostream null_stream(nullptr);
+  const bool leader = processes().leader();
+  const int code = run_once(s, argc, argv, work, leader ? out : null_stream, leader ? err : null_stream);
+  stop_processes();
+  return code;
 }
 
 }  // namespace tessera::protocol

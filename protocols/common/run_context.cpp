@@ -107,7 +107,7 @@ RunContext::~RunContext() {
 
 void RunContext::start() {
   const std::lock_guard lock(mutex_);
-  if (started_) return;
+  if (started_ || follower_) return;
   inputs_ = input_fingerprints(*values_);  // before the folder exists: reading may still fail cleanly
   std::error_code ec;
   fs::create_directories(options_.out, ec);
@@ -241,6 +241,7 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
 }
 
 void RunContext::finish() {
+  if (follower_) return;
   start();
   const std::lock_guard lock(mutex_);
   for (const Output& o : declared_) {

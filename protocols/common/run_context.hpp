@@ -67,6 +67,10 @@ class RunContext {
   /// temporaries. Throws on I/O failure. Calling it again does nothing.
   void start();
   bool started() const { return started_; }
+  /// Makes this the context of an MPI rank other than the leader: start()
+  /// and finish() do nothing, so it never writes (its messages go to the
+  /// stream it was given, which run_program makes a null one).
+  void follow() { follower_ = true; }
 
   const std::filesystem::path& out_dir() const { return options_.out; }
   /// out_dir() / relative.
@@ -131,6 +135,7 @@ class RunContext {
   std::vector<Json> pending_;  ///< events logged before start()
   std::unique_ptr<RunFolderLock> lock_;
   bool started_ = false;
+  bool follower_ = false;
   Clock::time_point start_;
   std::chrono::system_clock::time_point started_at_;
   const Values* values_;  ///< outlives the context (run_program owns both)

@@ -6,6 +6,7 @@
 
 #include "common/cli.hpp"
 #include "common/io.hpp"
+#include "common/processes.hpp"
 #include "common/run_context.hpp"
 #include "refinement/finish.hpp"
 #include "refinement/state.hpp"
@@ -107,6 +108,7 @@ tp::Schema make_schema() {
       "masks and FSC curves.";
   s.scipion_base_class = "ProtRefine3D";
   s.support.resume = true;
+  s.support.mpi = tp::built_with_mpi();
   s.add_input("particles", tp::InputKind::Particles, "Particles", {.help = "Particles with CTF (STAR or sqlite)."});
   s.add_input("reference", tp::InputKind::Volume, "Initial volume", {.help = "Low-passed before use."});
   s.add_input("mask", tp::InputKind::Mask, "Static mask",
@@ -147,7 +149,7 @@ RefineOptions refine_options(const tp::Values& v, int box, double pixel_A) {
   o.global.final_step_deg = v.get<double>("global_final_step_deg");
   o.global.shift_range_px = v.get<double>("shift_range_A") / pixel_A;
   o.global.candidates = v.get<int>("candidates");
-  o.global.coarse_kmax_px = box / 8.0;
+  o.global.coarse_shift_step_px = std::max(2.0, box / 32.0);
   o.local.final_step_deg = v.get<double>("local_final_step_deg");
   o.global.marginalize = o.local.marginalize = v.get<bool>("marginalize");
   return o;
@@ -176,9 +178,11 @@ void check_geometry(const tp::Values& v, int box, double pixel_A) {
         fmt::format("--window-inner-frac: {} is larger than --window-outer-frac ({})", inner, outer));
 }
 
-void work(const tp::Values& v, tp::RunContext& ctx) {
+// Reads and checks the inputs and prepares the starting state (or the state to continue from).
+// Every MPI rank does the same, deterministically, so that all start from the same state.
+RefineState prepare(const tp::Values& v, const tp::RunContext& ctx, RefineOptions& o, double& pixel_A) {
   ParticleSet set = load_checked_particles(v.input("particles"));
-  const double pixel_A = set.optics_of(set.particles.front()).pixel_A;
+  pixel_A = set.optics_of(set.particles.front()).pixel_A;
   const int box = particle_box(set);
   check_geometry(v, box, pixel_A);
   const tp::LoadedVolume ref = tp::load_volume(v.input("reference"));
@@ -186,21 +190,40 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   tp::check_has_signal(ref, v.input("reference"));
   std::optional<tp::LoadedVolume> mask;
   if (auto m = v.input_optional("mask")) mask = tp::load_mask(*m, ref, v.input("reference").string());
-  const RefineOptions o = refine_options(v, box, pixel_A);
-
-  std::optional<RefineState> resumed = v.run().resume ? tp::load_state(ctx.out_dir()) : std::nullopt;
-  if (v.run().resume && !resumed)
-    throw InputError(fmt::format("--continue: {} holds no finished iteration to continue from; start the run "
-                                 "again with --overwrite",
-                                 ctx.out_dir().string()));
+  o = refine_options(v, box, pixel_A);
+  if (v.run().resume) {
+    std::optional<RefineState> resumed = tp::load_state(ctx.out_dir());
+    if (!resumed)
+      throw InputError(fmt::format("--continue: {} holds no finished iteration to continue from; start the run "
+                                   "again with --overwrite",
+                                   ctx.out_dir().string()));
+    return std::move(*resumed);
+  }
   // Starting reads up to 500 images (noise model) and matches the reference's greyscale to the
   // particles: a bad image or a reference that matches nothing is still found before the folder exists.
-  RefineState st = resumed ? std::move(*resumed) : start_refinement(std::move(set), ref.data, pixel_A, o);
+  RefineState st = start_refinement(std::move(set), ref.data, pixel_A, o);
+  if (mask) st.mask = mask->data;
+  return st;
+}
+
+void work(const tp::Values& v, tp::RunContext& ctx) {
+  Communicator& comm = tp::processes();
+  RefineOptions o;
+  double pixel_A = 0;
+  RefineState st;
+  std::exception_ptr failure;
+  try {
+    st = prepare(v, ctx, o, pixel_A);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  agree_on_failure(comm, failure);  // a bad input stops every rank, told once
   ctx.start();
-  if (mask && !resumed) st.mask = mask->data;
-  ctx.info(resumed ? fmt::format("continuing after iteration {}", st.iteration)
-                   : fmt::format("{} particles, box {} at {} A/px", st.particles.particles.size(), box, pixel_A));
-  const auto reg = make_fsc_regularizer();
+  ctx.info(v.run().resume ? fmt::format("continuing after iteration {}", st.iteration)
+                          : fmt::format("{} particles, box {} at {} A/px", st.particles.particles.size(),
+                                        particle_box(st.particles), pixel_A));
+  if (comm.size() > 1)
+    ctx.info(fmt::format("{} MPI processes x {} threads", comm.size(), o.threads));
   RefineCallbacks cb;
   cb.log = [&](const std::string& line) { ctx.info(line); };
   cb.progress = [&](long done, long total) { ctx.progress("align", done, total); };
@@ -209,8 +232,10 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
     const IterationStats& h = s.history.back();
     ctx.event("iteration", tp::iteration_json(h));
   };
-  run_refinement(st, pixel_A, o, *reg, cb);
-  tp::write_refine_outputs(ctx, st, pixel_A, v.run().seed);
+  RefineParts parts;
+  parts.communicator = &comm;
+  run_refinement(st, pixel_A, o, parts, cb);
+  if (comm.leader()) tp::write_refine_outputs(ctx, st, pixel_A, v.run().seed);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 // uninterrupted one does.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -186,6 +187,102 @@ TEST(RefineHomo, ContinueAfterAKillEndsLikeAnUninterruptedRun) {
   }
 }
 
+
+// Whether this build's tessera_refine_homo runs under mpirun (its schema says so).
+bool refine_supports_mpi(const test::TempDir& tmp) {
+  const auto r = test::run_program(tmp, "refine_homo", {"--schema"});
+  return r.exit_code == 0 && nlohmann::json::parse(r.out)["supports"]["mpi"] == true;
+}
+
+std::string mpirun(int ranks) {
+  return fmt::format("mpirun --allow-run-as-root --oversubscribe -np {} ", ranks);
+}
+
+// The refinement under mpirun with `ranks` processes of one thread each.
+test::RunResult refine_mpi(const test::TempDir& tmp, int ranks, const std::string& out,
+                           const std::vector<std::string>& extra = {}) {
+  std::string cmd = mpirun(ranks) + test::shell_quote((fs::path(TESSERA_BINARY_DIR) / "protocols/tessera_refine_homo").string());
+  for (const std::string& a : {std::string("--out"), (tmp / out).string(), std::string("--particles"),
+                               (tmp / "input.star").string(), std::string("--reference"), (tmp / "volume.mrc").string(),
+                               std::string("--initial-lowpass-A"), std::string("30"), std::string("--threads"),
+                               std::string("1"), std::string("--max-iterations"), std::string("4")})
+    cmd += " " + test::shell_quote(a);
+  for (const std::string& a : extra) cmd += " " + test::shell_quote(a);
+  return test::run_command(tmp.path(), cmd);
+}
+
+void expect_same_results(const test::TempDir& tmp, const std::string& a, const std::string& b) {
+  for (const std::string map : {"map_half_A.mrc", "map_half_B.mrc", "map.mrc"})
+    EXPECT_EQ(read_mrc(tmp / a / map).data.values(), read_mrc(tmp / b / map).data.values()) << a << " vs " << b << ": " << map;
+  EXPECT_EQ(test::read_text(tmp / a / "particles.star"), test::read_text(tmp / b / "particles.star")) << a << " vs " << b;
+}
+
+// Accumulation is exact (integer sums) and every sum over particles is taken in particle order,
+// so 1, 2 or 3 MPI ranks and 1 or 2 threads give the same maps and poses bit for bit, and a run
+// stopped under MPI continues, with another number of ranks, to the same end.
+TEST(RefineHomo, MpiRanksAndThreadsGiveTheSameResultsBitForBit) {
+  const test::TempDir tmp;
+  if (!refine_supports_mpi(tmp)) GTEST_SKIP() << "built without MPI (TESSERA_WITH_MPI off)";
+  ASSERT_TRUE(test::on_path("mpirun")) << "built with MPI but mpirun is not on PATH";
+  simulate(tmp, phantom_volume(kBox, kPixel, 4), 150, 0.3);
+  for (int threads : {1, 2}) {
+    const auto r = test::run_program(tmp, "refine_homo",
+                                     {"--out", (tmp / fmt::format("threads{}", threads)).string(), "--particles",
+                                      (tmp / "input.star").string(), "--reference", (tmp / "volume.mrc").string(),
+                                      "--initial-lowpass-A", "30", "--threads", std::to_string(threads),
+                                      "--max-iterations", "4"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  expect_same_results(tmp, "threads1", "threads2");
+  for (int ranks : {1, 2, 3}) {
+    const std::string name = fmt::format("ranks{}", ranks);
+    const auto r = refine_mpi(tmp, ranks, name);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    if (ranks > 1) {
+      EXPECT_NE(r.out.find(fmt::format("{} MPI processes", ranks)), std::string::npos) << r.out;
+    }
+    expect_same_results(tmp, "threads1", name);
+  }
+  // Stopped by SIGTERM (as a queue's time limit sends it, to mpirun) during iteration 2 under 2
+  // ranks, continued under 3.
+  const std::string cmd = mpirun(2) + test::shell_quote((fs::path(TESSERA_BINARY_DIR) / "protocols/tessera_refine_homo").string()) +
+                          " --out stopped --particles input.star --reference volume.mrc --initial-lowpass-A 30"
+                          " --threads 1 --max-iterations 4 --quiet";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(tmp.path().c_str()) != 0) _exit(127);
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!fs::exists(tmp / "stopped/state/current") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_FALSE(fs::exists(tmp / "stopped/particles.star")) << "the run finished before it could be stopped";
+  const auto resumed = refine_mpi(tmp, 3, "stopped", {"--continue"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_NE(resumed.out.find("continuing after iteration"), std::string::npos) << resumed.out;
+  expect_same_results(tmp, "threads1", "stopped");
+}
+
+// A bad input under MPI stops every rank with one message and exit code 2, and writes nothing.
+TEST(RefineHomo, ABadInputUnderMpiIsToldOnce) {
+  const test::TempDir tmp;
+  if (!refine_supports_mpi(tmp)) GTEST_SKIP() << "built without MPI (TESSERA_WITH_MPI off)";
+  simulate(tmp, phantom_volume(kBox, kPixel, 4), 20, 0.3);
+  fs::remove(tmp / "volume.mrc");
+  const auto r = refine_mpi(tmp, 3, "bad");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  const std::string all = r.out + r.err;
+  long errors = 0;
+  for (std::size_t at = all.find("ERROR:"); at != std::string::npos; at = all.find("ERROR:", at + 1)) ++errors;
+  EXPECT_EQ(errors, 1) << all;
+  EXPECT_NE(all.find("volume.mrc"), std::string::npos) << all;
+  EXPECT_FALSE(fs::exists(tmp / "bad"));
+}
 
 // Per shell k = round(|k|): sum Re(M conj T) / sum |T|^2, the regression slope of a map M on
 // the truth T (1 for a map on the truth's greyscale; sqrt(2f / (1 + f)) after FSC weighting).

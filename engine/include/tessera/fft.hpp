@@ -23,7 +23,8 @@ class RealFft {
   /// 2D transforms of a stack of `batch` images of nx * ny (grid nz == batch).
   static RealFft plan_2d(int nx, int ny, int batch = 1);
   /// 3D transform of one nx * ny * nz volume.
-  static RealFft plan_3d(int nx, int ny, int nz);
+  /// threads > 1: the transforms of this plan run on that many threads (large volumes).
+  static RealFft plan_3d(int nx, int ny, int nz, int threads = 1);
 
   RealFft(RealFft&&) noexcept;
   RealFft& operator=(RealFft&&) noexcept;
@@ -40,7 +41,7 @@ class RealFft {
 
  private:
   struct Plans;
-  RealFft(int nx, int ny, int nz, bool three_d);
+  RealFft(int nx, int ny, int nz, bool three_d, int threads);
   int nx_, ny_, nz_;
   bool three_d_;
   std::unique_ptr<Plans> plans_;
@@ -50,7 +51,7 @@ class RealFft {
 ComplexGrid fft_2d(const RealGrid& image);
 RealGrid ifft_2d(const ComplexGrid& f, int nx);
 ComplexGrid fft_3d(const RealGrid& volume);
-RealGrid ifft_3d(const ComplexGrid& f, int nx);
+RealGrid ifft_3d(const ComplexGrid& f, int nx, int threads = 1);
 
 /// Roll so that the centre voxel N/2 moves to index 0 (on x and y of every
 /// section for a 2D stack, on x, y and z for a volume).

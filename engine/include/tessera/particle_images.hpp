@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tessera/fft.hpp"
 #include "tessera/mrc.hpp"
@@ -49,5 +50,10 @@ int particle_box(const ParticleSet& set);
 /// any work call is rethrown after all threads have stopped.
 void for_each_particle(long total, int threads, const std::function<void(int, long)>& work,
                        const std::function<void(long, long)>& progress = {});
+
+/// Mean |X(k)|^2 per Fourier shell (round(|k|), 0 .. box/2) of the transforms of up to
+/// `max_images` particles spread through the set: a refinement's first noise model, and the
+/// scale of back-projection sums (AccumulationQuanta::for_power).
+std::vector<double> mean_image_power(const ParticleSet& set, int box, int threads, long max_images = 500);
 
 }  // namespace tessera

@@ -15,6 +15,7 @@
 /// current pose, within a few steps of it.
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "tessera/alignment.hpp"
@@ -59,13 +60,23 @@ class PoseSearch {
   virtual void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) = 0;
   /// Best pose of one particle; const and thread-safe after prepare().
   virtual PoseEstimate search(const ParticleInput& particle) const = 0;
+  /// Best poses of a batch of particles (out.size() == particles.size()):
+  /// the refinement loop hands its particles over in batches, so that a search
+  /// on a GPU takes many at once. The CPU searches search each in turn.
+  virtual void search_batch(std::span<const ParticleInput> particles, std::span<PoseEstimate> out) const {
+    for (std::size_t i = 0; i < particles.size(); ++i) out[i] = search(particles[i]);
+  }
 };
 
 struct GlobalSearchOptions {
   double coarse_step_deg = 15;   ///< step of the exhaustive grid
-  double coarse_kmax_px = 8;     ///< frequencies used in the exhaustive pass (capped by kmax)
+  /// Frequencies used in the exhaustive pass (capped by kmax), in Fourier pixels: a rotation
+  /// by the coarse step moves frequency k by k x step, whatever the box and pixel size.
+  double coarse_kmax_px = 8;
   double final_step_deg = 1.875; ///< refinement stops at this step
   double shift_range_px = 4;     ///< offsets searched around the current origin
+  /// Offset step of the exhaustive pass. An offset error d shifts the phase at frequency k by
+  /// 2 pi k d / box: at the coarse pass's 8 px, box / 32 keeps it below pi / 2.
   double coarse_shift_step_px = 2;
   double final_shift_step_px = 0.5;
   int candidates = 8;            ///< kept after the exhaustive pass

@@ -10,7 +10,9 @@
 /// centre at N/2 and frequencies up to `max_radius_px` (default N/2) are used.
 /// The 2D transforms are half-complex (N/2+1) x N grids with the origin at the
 /// corner (fft.hpp), so that ifft + corner_to_centre gives the centred image.
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "tessera/geometry.hpp"
@@ -73,23 +75,50 @@ struct ReconstructOptions {
   /// raised-cosine edge outside it (as RELION's reconstructions). Beyond it
   /// there is only noise, amplified by the gridding correction.
   bool mask_corners = true;
+  /// Threads of the 3D transforms and voxel loops.
+  int threads = 1;
 };
 
-/// Accumulates CTF-weighted image transforms into a padded 3D Fourier grid.
-/// Not thread-safe: give each thread its own and merge them with add().
+/// The value of one unit of a BackProjector's fixed-point sums.
+///
+/// A back-projector adds its contributions as 64-bit integers (the value
+/// divided by the quantum, rounded): integer sums do not depend on the order of
+/// the additions, so many threads may insert into one back-projector at once,
+/// and MPI ranks reduce their sums exactly: the maps are the same bit for bit
+/// whatever the number of threads and ranks. The quanta are powers of two.
+/// With data quantum q, one contribution may reach 2^50 q (larger ones throw
+/// std::overflow_error) and a voxel's sum 2^63 q; the rounding error of one
+/// contribution is at most q / 2.
+struct AccumulationQuanta {
+  double data = 0x1p-24;
+  double weight = 0x1p-30;
+  /// For image transforms whose mean power |X|^2 per Fourier shell is at most
+  /// `max_shell_power`: the data quantum is 2^-28 of their RMS amplitude, so
+  /// a voxel holds 2^35 times that amplitude (10^6 particles x 60 symmetry
+  /// operators x 2 samples x 10 times the RMS use 1/30 of it).
+  static AccumulationQuanta for_power(double max_shell_power);
+  bool operator==(const AccumulationQuanta&) const = default;
+};
+
+/// Accumulates CTF-weighted image transforms into a padded 3D Fourier grid,
+/// stored only within the ball that insertions reach. insert() may be called
+/// from many threads at once (the sums are exact integers, see
+/// AccumulationQuanta); add(), reconstruct() and the sums must not run
+/// concurrently with it.
 class BackProjector {
  public:
   /// symmetry: rotation matrices of a point group (identity included); every
   /// image is inserted once per operator. Empty means C1.
   explicit BackProjector(int box, int padding = 2, std::optional<double> max_radius_px = {},
-                         std::vector<Mat3> symmetry = {});
+                         std::vector<Mat3> symmetry = {}, AccumulationQuanta quanta = {});
 
   int box() const { return box_; }
+  const AccumulationQuanta& quanta() const { return quanta_; }
 
   /// Insert one image: data = CTF * X (the image transform times its CTF) and
   /// weight = CTF^2, both half-complex (N/2+1) x N, at rotation A.
   void insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
-  /// Merge another back-projector of the same shape.
+  /// Merge another back-projector of the same shape and quanta.
   void add(const BackProjector& other);
   /// The reconstructed volume, N^3, centred at N/2.
   RealGrid reconstruct(const ReconstructOptions& options = {}) const;
@@ -98,15 +127,30 @@ class BackProjector {
   /// voxels in that shell (used to turn an FSC into tau^2).
   std::vector<double> mean_weight_per_shell() const;
 
+  /// The raw fixed-point sums (real, imaginary, weight per stored voxel), for
+  /// an exact reduction over processes; the layout is the same for every
+  /// back-projector of the same box, padding and radius.
+  std::span<std::int64_t> sums() { return sums_; }
+
  private:
   void insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
   void splat(double x, double y, double z, cfloat value, float weight);
+  // The padded half-transform's data and weights as float grids (zero outside the stored ball).
+  ComplexGrid expand_data() const;
+  RealGrid expand_weights() const;
+  template <class F>
+  void for_each_stored(F&& f) const;
   static std::vector<double> shell_means(const RealGrid& padded_weight, int box, int padding);
   int box_, pad_, pbox_;
   double rmax_;
   std::vector<Mat3> symmetry_;
-  ComplexGrid data_;
-  RealGrid weight_;
+  AccumulationQuanta quanta_;
+  double inv_data_q_, inv_weight_q_;
+  // Row (ys, zs) of the padded half-transform holds x = 0 .. row_length_ - 1,
+  // starting at voxel row_start_ (three int64 per voxel).
+  std::vector<std::int64_t> row_start_;
+  std::vector<int> row_length_;
+  std::vector<std::int64_t> sums_;
 };
 
 }  // namespace tessera

@@ -37,10 +37,12 @@ struct HalfSetReconstruction {
 
 /// Half maps, their FSC and the full map from two filled back-projectors
 /// (with `wiener`, regularized as described above). Also used by refinement.
-/// The half maps are computed concurrently; `want_full` = false skips the
-/// full map (r.full stays empty).
+/// The maps are made one after the other, each on `threads` threads (so the
+/// memory of one reconstruction is needed at a time: about 1.6 GB besides the
+/// back-projectors at box 256); `want_full` = false skips the full map (r.full
+/// stays empty).
 HalfSetReconstruction reconstruct_halves(const BackProjector& a, const BackProjector& b, bool wiener,
-                                         bool want_full = true);
+                                         bool want_full = true, int threads = 1);
 
 /// tau^2 per shell from an FSC and the mean weight per shell (0 where the
 /// weight is 0); FSC values are clamped to [0.001, 0.999].

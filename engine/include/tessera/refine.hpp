@@ -1,7 +1,16 @@
 #pragma once
-/// Gold-standard 3D refinement (homogeneous): the iteration loop with its
-/// replaceable parts, a pose-search strategy (pose_search.hpp) and a
-/// regularizer (how half maps are made from back-projected data).
+/// Gold-standard 3D refinement: one iteration loop for every refinement
+/// program, with replaceable parts (docs/refinement_loop.md shows how
+/// non-uniform, local, CUDA and MPI refinement plug in):
+///  - a ParticleStep: prepares references from the current maps once per
+///    iteration and processes batches of particles: pose search (any strategy,
+///    per particle or per module; PoseSearch::search_batch), contrast, residual
+///    power, insertion into the accumulator. make_homogeneous_step() is
+///    homogeneous refinement's;
+///  - a Regularizer: half maps from the two filled back-projectors, told the
+///    mask, pixel size, resolution and iteration (RegularizerContext);
+///  - a Communicator (communicator.hpp): one process, or MPI ranks that each
+///    process a contiguous share of the particles.
 ///
 /// One iteration:
 ///  1. references: each half map, masked (solvent flattened) by the current
@@ -19,12 +28,21 @@
 /// The loop stops when the resolution has not improved for `patience`
 /// iterations of local search and the mean pose change has fallen below the
 /// finest local step, after `final_passes` more.
+///
+/// Accumulation is exact (integer sums, projector.hpp), every per-particle
+/// computation depends only on the particle and the references, and every
+/// sum over particles is taken in particle order: the results are the same
+/// bit for bit whatever the number of threads and MPI ranks. Memory: one pair
+/// of back-projectors per process, shared by its threads.
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
+#include "tessera/communicator.hpp"
 #include "tessera/grid.hpp"
 #include "tessera/particles.hpp"
 #include "tessera/pose_search.hpp"
@@ -32,15 +50,6 @@
 #include "tessera/reconstruct_set.hpp"
 
 namespace tessera {
-
-/// Makes half maps from two filled back-projectors.
-class Regularizer {
- public:
-  virtual ~Regularizer() = default;
-  virtual HalfSetReconstruction reconstruct(const BackProjector& a, const BackProjector& b) const = 0;
-};
-/// Homogeneous refinement: Wiener filter with tau^2 from the half-map FSC.
-std::unique_ptr<Regularizer> make_fsc_regularizer();
 
 struct RefineOptions {
   int threads = 1;
@@ -104,6 +113,106 @@ struct RefineCallbacks {
   std::function<void(const RefineState&)> iteration_done;  ///< e.g. save for --continue
 };
 
+/// What the loop's parts know about the iteration they serve.
+struct IterationContext {
+  int iteration = 0;         ///< 1-based: the iteration being run
+  bool global = false;       ///< global search (no prior) this iteration
+  int box = 0;
+  double pixel_A = 0;
+  double resolution_A = 0;   ///< of the previous iteration
+  double kmax_px = 0;        ///< highest frequency used for alignment
+  int threads = 1;           ///< threads of this process
+  std::vector<double> inv_sigma2;  ///< noise model: 1 / sigma^2 per shell
+};
+
+/// What a regularizer may use besides the two back-projectors.
+struct RegularizerContext {
+  const RealGrid& mask;      ///< current alignment mask
+  double pixel_A;
+  double resolution_A;       ///< of the previous iteration
+  int iteration;             ///< the one being finished
+  const std::vector<Mat3>& symmetry;
+  int threads;               ///< threads of this process
+};
+
+/// Makes half maps from two filled back-projectors (raw and regularized, and
+/// the FSC of the raw ones).
+class Regularizer {
+ public:
+  virtual ~Regularizer() = default;
+  virtual HalfSetReconstruction reconstruct(const BackProjector& a, const BackProjector& b,
+                                            const RegularizerContext& context) const = 0;
+};
+/// Homogeneous refinement: Wiener filter with tau^2 from the half-map FSC.
+std::unique_ptr<Regularizer> make_fsc_regularizer();
+
+/// Where the particles of one process go in an iteration: both halves'
+/// back-projectors and the residual power per shell, in exact fixed-point sums
+/// that many threads add to at once (insertions are thread-safe).
+class Accumulator {
+ public:
+  Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power);
+  BackProjector& half(int h) { return h == 1 ? a_ : b_; }
+  /// Adds one particle's residual power per shell (sum of |X - model|^2 over its
+  /// Fourier components, each counted with its multiplicity) and its component counts.
+  void add_residual(const std::vector<double>& power, const std::vector<double>& count);
+  /// Exact sums over ranks, into the leader's accumulator.
+  void reduce(Communicator& comm);
+  /// The residual power per shell per component (sum / count); shells without
+  /// components keep `previous`'s value.
+  std::vector<double> noise_power(const std::vector<double>& previous) const;
+  const BackProjector& a() const { return a_; }
+  const BackProjector& b() const { return b_; }
+
+ private:
+  BackProjector a_, b_;
+  std::vector<double> residual_quantum_;
+  std::vector<std::int64_t> residual_, count_;
+};
+
+/// The per-particle part of an iteration. The loop calls prepare() once per
+/// iteration on every rank, then process() on batches of this rank's particles
+/// from several threads at once, and apply() on every particle's outcome
+/// (gathered from all ranks) in particle order.
+class ParticleStep {
+ public:
+  virtual ~ParticleStep() = default;
+  /// Doubles in one particle's outcome. The first three are common to every
+  /// step: rotation change (degrees; NaN when the particle had no pose),
+  /// shift change (pixels) and contrast scale.
+  virtual int outcome_size() const = 0;
+  /// References for this iteration from the state's maps (e.g. projectors and pose searches).
+  virtual void prepare(const RefineState& state, const IterationContext& context) = 0;
+  /// Frees the references once the iteration's particles are done (before reconstruction).
+  virtual void release() {}
+  /// Processes particles `batch` (indices into set.particles) on thread
+  /// `thread` (0 .. context.threads - 1): adds them to `acc` and writes each
+  /// one's outcome to outcomes[k * outcome_size() ...]. Must not modify the
+  /// set: outcomes are applied once all ranks are done.
+  virtual void process(std::span<const long> batch, const ParticleSet& set, int thread, Accumulator& acc,
+                       std::span<double> outcomes) = 0;
+  /// Writes an outcome into its particle (pose, scale, ...).
+  virtual void apply(std::span<const double> outcome, Particle& particle) const = 0;
+};
+
+/// Homogeneous refinement's step: one pose per particle, searched by
+/// global_search for the first options.global_iterations iterations and by
+/// local_search after (defaults: make_global_search(options.global) and
+/// make_local_search(options.local)); least-squares contrast; back-projection
+/// at the best pose or over the posterior.
+using SearchFactory = std::function<std::unique_ptr<PoseSearch>(const IterationContext&)>;
+std::unique_ptr<ParticleStep> make_homogeneous_step(const RefineOptions& options, SearchFactory global_search = {},
+                                                    SearchFactory local_search = {});
+
+/// The parts of a refinement (see the file comment). Null members take the
+/// homogeneous defaults: make_homogeneous_step, make_fsc_regularizer and the
+/// serial communicator.
+struct RefineParts {
+  ParticleStep* step = nullptr;
+  const Regularizer* regularizer = nullptr;
+  Communicator* communicator = nullptr;
+};
+
 /// Prepares the starting state: half sets (random split with the seed unless
 /// every particle has one), the reference low-passed to initial_lowpass_A for
 /// both halves, a spherical mask of the particle diameter, the noise model
@@ -113,12 +222,16 @@ struct RefineCallbacks {
 /// up to 200 particles at their best poses, found by a search that scores each
 /// pose at its own best contrast (alignment.hpp), and the reference multiplied
 /// by it (RefineState::reference_greyscale). Throws InputError when fewer than
-/// half of those particles correlate with the reference at all.
+/// half of those particles correlate with the reference at all. Deterministic:
+/// every rank of an MPI run computes the same state.
 RefineState start_refinement(ParticleSet particles, const RealGrid& reference, double pixel_A,
                              const RefineOptions& options);
 
-/// Runs iterations from `state` until convergence (or max_iterations).
-void run_refinement(RefineState& state, double pixel_A, const RefineOptions& options, const Regularizer& regularizer,
+/// Runs iterations from `state` until convergence (or max_iterations). Under
+/// MPI every rank calls it with the same state; callbacks are called on the
+/// leader only, and only the leader's state holds the unregularized maps
+/// (raw_a, raw_b); the rest of the state is the same on every rank.
+void run_refinement(RefineState& state, double pixel_A, const RefineOptions& options, const RefineParts& parts,
                     const RefineCallbacks& callbacks);
 
 }  // namespace tessera
