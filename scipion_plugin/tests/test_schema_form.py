@@ -125,6 +125,21 @@ class TestSyntheticSchema(unittest.TestCase):
         for absent in ('gpu', 'continue', 'half_map_A'):
             self.assertNotIn(absent, got)
 
+    def test_parallel_section_follows_supports(self):
+        """supports.threads/mpi decide the parallel section; the thread count reaches the program as
+        "threads", the MPI count never does (mpirun, through Scipion's launch, starts the processes)."""
+        for threads, mpi in ((True, True), (True, False), (False, True), (False, False)):
+            schema = synthetic_schema()
+            schema['supports'].update(threads=threads, mpi=mpi)
+            if not threads:  # a program without threads has no --threads (protocols/common/schema.cpp)
+                schema['common_parameters'] = [c for c in schema['common_parameters'] if c['name'] != 'threads']
+            spec = S.form_spec(schema)
+            self.assertEqual((spec.threads, spec.mpi), (threads, mpi))
+            values = {'particles': 'p.sqlite', 'label_text': 'x', S.NUMBER_OF_THREADS: 3, S.NUMBER_OF_MPI: 2}
+            got = S.build_params(spec, schema, values, 'o')
+            self.assertEqual(got.get('threads'), 3 if threads else None, (threads, mpi))
+            self.assertFalse({'mpi', S.NUMBER_OF_MPI} & set(got), got)
+
     def test_reserved_and_keyword_names_are_refused(self):
         for bad in ('numberOfThreads', 'half_maps', 'lambda'):
             schema = synthetic_schema()
@@ -183,7 +198,7 @@ class TestBuiltSchemas(unittest.TestCase):
                 if e:
                     self.assertEqual(p.bounds is not None, e['type'] in ('int', 'float') and (
                         e['min'] is not None or e['max'] is not None))
-            self.assertEqual(spec.threads, schema['supports']['threads'])
+            self.assertEqual((spec.threads, spec.mpi), (schema['supports']['threads'], schema['supports']['mpi']))
 
     def test_a_parameter_added_to_a_program_appears_in_its_form(self):
         schema = copy.deepcopy(next(s for s in self.schemas if s['program'] == 'tessera_refine_homo'))

@@ -9,6 +9,13 @@ PARAM_CLASSES = {
 }
 
 
+# Tessera protocols run their steps one after another (STEPS_SERIAL), so numberOfThreads is the
+# program's --threads; with MPI, each of the numberOfMpi processes that mpirun starts runs that many.
+THREADS_PER_PROCESS_HELP = (
+    '*Threads*:\nThreads of each MPI process (the program\'s --threads): the run uses MPIs x Threads '
+    'cores. In a queue job script, JOB_NODES is the number of MPI processes and JOB_THREADS this value.')
+
+
 class BoundsValidator(params.Conditional):
     """The schema's min/max (inclusive or exclusive); an empty optional value passes."""
 
@@ -67,4 +74,5 @@ def define_form(form, spec):
             else:
                 form.addParam(p.name, PARAM_CLASSES[p.kind], **_kwargs(p))
     if spec.threads or spec.mpi:
-        form.addParallelSection(threads=1 if spec.threads else 0, mpi=1 if spec.mpi else 0)
+        form.addParallelSection(threads=1 if spec.threads else 0, mpi=1 if spec.mpi else 0,
+                                binThreadsHelp=THREADS_PER_PROCESS_HELP if spec.threads and spec.mpi else None)

@@ -57,6 +57,10 @@ class TesseraProtocol:
         continuing = self._tesseraSpec.resume and self.getAttributeValue(tschema.DO_CONTINUE)
         if not continuing and os.path.exists(os.path.join(self._getExtraPath(), 'outputs.json')):
             args += ' --overwrite'
+        # Threads reach the program as params.json's "threads" (each MPI process runs that many). MPI
+        # processes are Scipion's: with numberOfMpi > 1, pyworkflow wraps the command in the host's
+        # PARALLEL_COMMAND from hosts.conf (e.g. mpirun -np %_(JOB_NODES)d %_(COMMAND)s), also when the
+        # run goes through a queue.
         self.runJob(program, args, env=Plugin.getEnviron(), numberOfMpi=mpi, numberOfThreads=1)
 
     def createOutputStep(self):
@@ -139,6 +143,10 @@ class TesseraProtocol:
         if not Plugin.hasProgram(program):
             errors.append('%s not found (looked in %s). Install Tessera (scipion3 installb tessera) or '
                           'set TESSERA_HOME.' % (program, Plugin.getProgram(program)))
+        if not self._tesseraSpec.mpi and self.numberOfMpi.get() > 1:
+            # The form offers no MPI field then; a value can still come from a workflow or a script.
+            errors.append('%s does not run under MPI (its schema declares no MPI support), so it cannot use '
+                          '%d MPI processes: set numberOfMpi to 1.' % (program, self.numberOfMpi.get()))
         for p in self._inputParams():
             obj = getattr(self, p.name).get()
             if obj is None or not self.evalParamCondition(p.name):
