@@ -545,6 +545,11 @@ int run_once(const Schema& s, int argc, const char* const argv[], const WorkFunc
       out << schema_json(s).dump(2) << std::endl;
       return 0;
     }
+    if (processes().size() > 1 && !s.support.mpi)  // every rank finds it: told once, by the leader
+      throw RankFailure(fmt::format("{} does not run under MPI (started as {} MPI processes): run it without mpirun; "
+                                   "use --threads instead",
+                                   s.name, processes().size()),
+                        2);
     check_run_folder(s, *invocation.values);
     // The work reads and checks its inputs, then calls ctx->start(): an error before that
     // leaves nothing on disk; after it the run folder keeps what was written and says it failed.

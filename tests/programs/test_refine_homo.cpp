@@ -284,6 +284,21 @@ TEST(RefineHomo, ABadInputUnderMpiIsToldOnce) {
   EXPECT_FALSE(fs::exists(tmp / "bad"));
 }
 
+// A program that does not split its work over ranks would run whole in each, every rank writing
+// the same files: under mpirun it stops at once, told once, and writes nothing.
+TEST(RefineHomo, AProgramWithoutMpiRefusesMpirun) {
+  const test::TempDir tmp;
+  if (!refine_supports_mpi(tmp)) GTEST_SKIP() << "built without MPI (TESSERA_WITH_MPI off)";
+  const auto r = test::run_command(
+      tmp.path(), mpirun(2) + test::shell_quote((fs::path(TESSERA_BINARY_DIR) / "protocols/tessera_simulate").string()) +
+                      " --out sim --count 5");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  const std::string all = r.out + r.err;
+  EXPECT_EQ(all.find("ERROR:"), all.rfind("ERROR:")) << all;
+  EXPECT_NE(all.find("tessera_simulate does not run under MPI"), std::string::npos) << all;
+  EXPECT_FALSE(fs::exists(tmp / "sim"));
+}
+
 // Per shell k = round(|k|): sum Re(M conj T) / sum |T|^2, the regression slope of a map M on
 // the truth T (1 for a map on the truth's greyscale; sqrt(2f / (1 + f)) after FSC weighting).
 std::vector<double> slope_on_truth(const RealGrid& m, const RealGrid& t) {
