@@ -59,9 +59,9 @@
 // the default measures box 128 at two counts (also: memory flat in count).
 //
 // Time, 2 idle cores, defaults (64 x 1000, 128 x 300 and 1000, 256 x 300;
-// Tessera 1t, 2t, 1r, 2r; RELION): about 3.5-4 hours, 2-2.5 of them Tessera at
-// box 256 (20-45 min a configuration; extrapolated from runs at box 64 and 128
-// with 100-300 particles), RELION about 1 hour in all, 25 min at box 256.
+// Tessera 1t, 2t, 1r, 2r; RELION): about 4 hours, 2-2.5 of them Tessera at box
+// 256 (20-45 min a configuration; extrapolated from runs at box 64 and 128
+// with 100-1000 particles), RELION about 1 hour in all, 20-30 min at box 256.
 // Peak memory at box 192 as well, after the default run:
 //   bench_scale W --reuse --boxes 128,192,256 --counts 300
 #include <fmt/format.h>
