@@ -261,18 +261,35 @@ void BackProjector::for_each_stored(F&& f) const {
     }
 }
 
-ComplexGrid BackProjector::expand_data() const {
-  ComplexGrid data(pbox_ / 2 + 1, pbox_, pbox_);
+namespace {
+
+// Storage index on an axis of pbox samples of the frequency stored at index i
+// on an axis of pbox_full samples; -1 when the smaller axis does not hold it
+// (its Nyquist plane, which has no partner, is left out too). The full axis keeps every index.
+int restored_index(int i, int pbox_full, int pbox) {
+  if (pbox == pbox_full) return i;
+  const int k = fourier_index(i, pbox_full);
+  return 2 * std::abs(k) < pbox ? fourier_storage(k, pbox) : -1;
+}
+
+}  // namespace
+
+ComplexGrid BackProjector::expand_data(int pbox) const {
+  ComplexGrid data(pbox / 2 + 1, pbox, pbox);
   for_each_stored([&](int x, int y, int z, const std::int64_t* v) {
-    data(x, y, z) = cfloat(static_cast<float>(double(v[0]) * quanta_.data), static_cast<float>(double(v[1]) * quanta_.data));
+    const int ys = restored_index(y, pbox_, pbox), zs = restored_index(z, pbox_, pbox);
+    if (ys < 0 || zs < 0 || (pbox < pbox_ && 2 * x >= pbox)) return;
+    data(x, ys, zs) = cfloat(static_cast<float>(double(v[0]) * quanta_.data), static_cast<float>(double(v[1]) * quanta_.data));
   });
   return data;
 }
 
-RealGrid BackProjector::expand_weights() const {
-  RealGrid weight(pbox_ / 2 + 1, pbox_, pbox_);
+RealGrid BackProjector::expand_weights(int pbox) const {
+  RealGrid weight(pbox / 2 + 1, pbox, pbox);
   for_each_stored([&](int x, int y, int z, const std::int64_t* v) {
-    weight(x, y, z) = static_cast<float>(double(v[2]) * quanta_.weight);
+    const int ys = restored_index(y, pbox_, pbox), zs = restored_index(z, pbox_, pbox);
+    if (ys < 0 || zs < 0 || (pbox < pbox_ && 2 * x >= pbox)) return;
+    weight(x, ys, zs) = static_cast<float>(double(v[2]) * quanta_.weight);
   });
   return weight;
 }

@@ -148,55 +148,97 @@ RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax,
 
 }  // namespace
 
+int band_limited_box(int box, double band_limit_px) {
+  auto smooth = [](int n) {
+    for (int p : {2, 3, 5, 7})
+      while (n % p == 0) n /= p;
+    return n == 1;
+  };
+  int n = 2 * static_cast<int>(std::ceil(std::max(0.0, band_limit_px) + 3));
+  while (n < box && !smooth(n)) n += 2;
+  return std::min(n, box);
+}
+
 RealGrid BackProjector::reconstruct(const ReconstructOptions& options) const {
+  const int small = options.band_limit_px ? band_limited_box(box_, *options.band_limit_px) : box_;
+  if (small >= box_) return reconstruct_on(box_, options);
+  // The same physical box at a coarser pixel, brought back by zero-padding its transform. The
+  // small grid's inverse transform divides by (pad small)^3 instead of (pad box)^3, which makes its
+  // values (box / small)^3 too large; the padded inverse divides by box^3 instead of small^3,
+  // which takes the same factor back: no scaling is needed.
+  RealGrid coarse = reconstruct_on(small, options);
+  centre_to_corner(coarse, true);
+  const ComplexGrid f = fft_3d(coarse);
+  coarse = RealGrid();
+  ComplexGrid padded(box_ / 2 + 1, box_, box_);
+  for (int z = 0; z < small; ++z) {
+    const int kz = fourier_index(z, small);
+    if (2 * std::abs(kz) >= small) continue;
+    for (int y = 0; y < small; ++y) {
+      const int ky = fourier_index(y, small);
+      if (2 * std::abs(ky) >= small) continue;
+      for (int x = 0; 2 * x < small; ++x)
+        padded(x, fourier_storage(ky, box_), fourier_storage(kz, box_)) = f(x, y, z);
+    }
+  }
+  RealGrid out = ifft_3d(padded, box_, options.threads);
+  corner_to_centre(out, true);
+  return out;
+}
+
+// The reconstruction on a grid of `box` (<= box_) at the same physical extent: box_ itself, or
+// a coarser pixel holding the frequencies up to box / 2.
+RealGrid BackProjector::reconstruct_on(int box, const ReconstructOptions& options) const {
+  const int pbox = pad_ * box;
+  const double rmax = box == box_ ? rmax_ : std::min(rmax_, box / 2.0 - 3);
   // Memory at box 256 (padded 512): the weights and the data are expanded to float grids one
   // after the other, so the density compensation's buffers never coexist with the data.
-  RealGrid w = expand_weights();
+  RealGrid w = expand_weights(pbox);
   pool_weights(w);
   const int nshell = box_ / 2 + 1;
   if (options.tau2 && static_cast<int>(options.tau2->size()) < nshell)
     throw std::invalid_argument("reconstruct: tau2 needs one value per Fourier shell");
   auto shell_of = [&](double r) { return std::min(nshell - 1, static_cast<int>(std::lround(r))); };
   if (options.tau2) {
-    for_each_voxel(pbox_, pad_, [&](int x, int y, int z, double r) {
+    for_each_voxel(pbox, pad_, [&](int x, int y, int z, double r) {
       const double t = (*options.tau2)[shell_of(r)];
-      if (r <= rmax_ && t > 0) w(x, y, z) += static_cast<float>(1.0 / t);
+      if (r <= rmax && t > 0) w(x, y, z) += static_cast<float>(1.0 / t);
     });
   }
   ComplexGrid f;
   if (options.gridding_iterations > 0) {
-    const RealGrid v = density_compensation(w, pbox_, pad_, rmax_, options.gridding_iterations, options.threads);
+    const RealGrid v = density_compensation(w, pbox, pad_, rmax, options.gridding_iterations, options.threads);
     w = RealGrid();
-    f = expand_data();
+    f = expand_data(pbox);
     pool_data(f);
     for (std::size_t i = 0; i < f.size(); ++i) f[i] *= v[i];
   } else {
-    f = expand_data();
+    f = expand_data(pbox);
     pool_data(f);
     const std::vector<double> mean_w = shell_means(w, box_, pad_);
-    for_each_voxel(pbox_, pad_, [&](int x, int y, int z, double r) {
+    for_each_voxel(pbox, pad_, [&](int x, int y, int z, double r) {
       const std::size_t i = f.index(x, y, z);
       const double denom = std::max<double>(w[i], options.weight_floor * mean_w[shell_of(r)]);
-      f[i] = r <= rmax_ && denom > 0 ? f[i] / static_cast<float>(denom) : cfloat(0, 0);
+      f[i] = r <= rmax && denom > 0 ? f[i] / static_cast<float>(denom) : cfloat(0, 0);
     });
     w = RealGrid();
   }
-  RealGrid padded = ifft_3d(f, pbox_, options.threads);
+  RealGrid padded = ifft_3d(f, pbox, options.threads);
   corner_to_centre(padded, true);
-  RealGrid out(box_, box_, box_);
-  const int off = pbox_ / 2 - box_ / 2, c = box_ / 2;
-  for (int z = 0; z < box_; ++z)
-    for (int y = 0; y < box_; ++y)
-      for (int x = 0; x < box_; ++x) {
+  RealGrid out(box, box, box);
+  const int off = pbox / 2 - box / 2, c = box / 2;
+  for (int z = 0; z < box; ++z)
+    for (int y = 0; y < box; ++y)
+      for (int x = 0; x < box; ++x) {
         float val = padded(x + off, y + off, z + off);
         if (options.gridding_correction) {
           const double r = std::sqrt(double(x - c) * (x - c) + double(y - c) * (y - c) + double(z - c) * (z - c));
-          val = static_cast<float>(val / std::max(trilinear_gridding_kernel(r, box_, pad_), 1e-2));
+          val = static_cast<float>(val / std::max(trilinear_gridding_kernel(r, box, pad_), 1e-2));
         }
         out(x, y, z) = val;
       }
   if (options.mask_corners) {
-    const RealGrid mask = soft_sphere_mask(box_, box_ / 2.0, 3.0);
+    const RealGrid mask = soft_sphere_mask(box, box / 2.0, 3.0);
     for (std::size_t i = 0; i < out.size(); ++i) out[i] *= mask[i];
   }
   return out;

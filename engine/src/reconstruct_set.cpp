@@ -51,13 +51,17 @@ std::vector<double> tau2_from_fsc(const std::vector<double>& fsc_curve, const st
 }
 
 HalfSetReconstruction reconstruct_halves(const BackProjector& bpa, const BackProjector& bpb, bool wiener,
-                                         bool want_full, int threads) {
+                                         bool want_full, int threads, std::optional<double> band_limit_px) {
   HalfSetReconstruction r;
   ReconstructOptions raw;
   raw.threads = threads;
+  raw.band_limit_px = band_limit_px;
   r.half_a = bpa.reconstruct(raw);
   r.half_b = bpb.reconstruct(raw);
   r.fsc = fsc(r.half_a, r.half_b);
+  if (band_limit_px)
+    for (std::size_t s = 0; s < r.fsc.size(); ++s)
+      if (double(s) > *band_limit_px) r.fsc[s] = 0;
   r.raw_a = r.half_a;
   r.raw_b = r.half_b;
   auto both = [&] {

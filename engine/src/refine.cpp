@@ -79,6 +79,17 @@ void update_convergence(RefineState& st, const RefineOptions& o, bool global, do
 
 constexpr long kBatch = 8;  // particles handed to the step at once
 
+// The frequencies an iteration's maps need (Fourier pixels), or none when that is nearly all of
+// them. The maps are the next iteration's references, aligned up to 4 shells beyond the new
+// resolution, and the FSC must reach past the new resolution to find it: 10 shells of room
+// beyond this iteration's alignment limit (RELION's default increment of the current size), and
+// a quarter more while the resolution still jumps (an early iteration can gain 20 shells).
+std::optional<double> reconstruction_band_limit(double kmax_px, int box) {
+  const double limit = 1.25 * kmax_px + 10;
+  if (band_limited_box(box, limit) >= box) return std::nullopt;
+  return limit;
+}
+
 // Processes this rank's share of `which` on all threads; returns the share's outcomes.
 std::vector<double> process_share(ParticleStep& step, const RefineState& st, const IterationContext& c,
                                   const std::vector<long>& which, Share share, Accumulator& acc,
@@ -156,10 +167,11 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   st.noise_power = acc->noise_power(st.noise_power);
   const Changes ch = apply_outcomes(step, st, which, comm.gather_all(mine));
   const double m = normalize_scales(st);
-  if (comm.leader()) {
-    const RegularizerContext rc{st.mask, pixel_A, st.resolution_A, t, o.symmetry, c.threads};
+  // The leader's new maps from the accumulator, band-limited or not.
+  auto regularize = [&](std::optional<double> band_limit_px) {
+    if (!comm.leader()) return;
+    const RegularizerContext rc{st.mask, pixel_A, st.resolution_A, t, o.symmetry, c.threads, band_limit_px};
     HalfSetReconstruction r = reg.reconstruct(acc->a(), acc->b(), rc);
-    acc.reset();
     st.half_a = std::move(r.half_a);
     st.half_b = std::move(r.half_b);
     st.raw_a = std::move(r.raw_a);
@@ -167,15 +179,29 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
     for (RealGrid* g : {&st.half_a, &st.half_b, &st.raw_a, &st.raw_b})
       for (float& v : g->values()) v *= static_cast<float>(m);
     st.fsc = masked_fsc(st.raw_a, st.raw_b, st.mask);
+    if (band_limit_px)  // a soft mask spreads the maps a few shells beyond the limit
+      for (std::size_t s = 0; s < st.fsc.size(); ++s)
+        if (double(s) > *band_limit_px) st.fsc[s] = 0;
     st.resolution_A = resolution_at(st.fsc, 0.143, box, pixel_A).value_or(2 * pixel_A);
     if (!std::isfinite(st.resolution_A)) st.resolution_A = o.initial_lowpass_A;
     if (st.resolution_A <= o.mask_start_res_A) update_mask(st, o, pixel_A, average_maps(st.half_a, st.half_b));
-  }
-  acc.reset();
+  };
+  const bool last_expected = st.final_passes_left == 1 || t >= o.max_iterations;
+  const std::optional<double> limit = last_expected ? std::nullopt : reconstruction_band_limit(c.kmax_px, box);
+  const RealGrid mask_before = limit ? st.mask : RealGrid();
+  const double resolution_before = st.resolution_A;
+  regularize(limit);
   share_maps(st, comm);
   st.iteration = t;
   const long moved = std::max<long>(1, ch.aligned);
   update_convergence(st, o, global, ch.angle_deg / moved);
+  if (st.done && limit) {  // converged sooner than expected: the outputs need every frequency
+    st.mask = mask_before;
+    st.resolution_A = resolution_before;
+    regularize(std::nullopt);
+    share_maps(st, comm);
+  }
+  acc.reset();
   IterationStats is;
   is.iteration = t;
   is.global_search = global;

@@ -77,7 +77,21 @@ struct ReconstructOptions {
   bool mask_corners = true;
   /// Threads of the 3D transforms and voxel loops.
   int threads = 1;
+  /// Only frequencies up to this radius (un-padded Fourier pixels) are needed:
+  /// the volume is reconstructed on a smaller grid that holds them (box
+  /// band_limited_box(), the same physical extent at a coarser pixel) and
+  /// brought back to the full box by zero-padding its transform, so the result
+  /// has nothing beyond that grid's Nyquist. Refinement uses it while its
+  /// resolution is far from Nyquist: the cost of the 3D transforms falls with
+  /// the cube of the grid. Unset, or at least box/2 - 3: the full grid.
+  std::optional<double> band_limit_px;
 };
+
+/// The box of a band-limited reconstruction (ReconstructOptions::band_limit_px):
+/// the smallest even size with prime factors 2, 3, 5, 7 that holds the limit
+/// plus 3 shells (the blob's reach and the soft corner mask), or `box` if that
+/// is not smaller.
+int band_limited_box(int box, double band_limit_px);
 
 /// The value of one unit of a BackProjector's fixed-point sums.
 ///
@@ -135,9 +149,11 @@ class BackProjector {
  private:
   void insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
   void splat(double x, double y, double z, cfloat value, float weight);
-  // The padded half-transform's data and weights as float grids (zero outside the stored ball).
-  ComplexGrid expand_data() const;
-  RealGrid expand_weights() const;
+  // The padded half-transform's data and weights as float grids (zero outside the stored ball),
+  // on a padded grid of pbox (<= pbox_: only the frequencies that grid holds).
+  ComplexGrid expand_data(int pbox) const;
+  RealGrid expand_weights(int pbox) const;
+  RealGrid reconstruct_on(int box, const ReconstructOptions& options) const;
   template <class F>
   void for_each_stored(F&& f) const;
   static std::vector<double> shell_means(const RealGrid& padded_weight, int box, int padding);

@@ -40,9 +40,11 @@ struct HalfSetReconstruction {
 /// The maps are made one after the other, each on `threads` threads (so the
 /// memory of one reconstruction is needed at a time: about 1.6 GB besides the
 /// back-projectors at box 256); `want_full` = false skips the full map (r.full
-/// stays empty).
+/// stays empty). `band_limit_px`: only frequencies up to it are needed
+/// (ReconstructOptions::band_limit_px); the FSC is 0 beyond it.
 HalfSetReconstruction reconstruct_halves(const BackProjector& a, const BackProjector& b, bool wiener,
-                                         bool want_full = true, int threads = 1);
+                                         bool want_full = true, int threads = 1,
+                                         std::optional<double> band_limit_px = {});
 
 /// tau^2 per shell from an FSC and the mean weight per shell (0 where the
 /// weight is 0); FSC values are clamped to [0.001, 0.999].

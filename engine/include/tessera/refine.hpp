@@ -133,6 +133,10 @@ struct RegularizerContext {
   int iteration;             ///< the one being finished
   const std::vector<Mat3>& symmetry;
   int threads;               ///< threads of this process
+  /// Frequencies beyond this radius (Fourier pixels) are not needed this
+  /// iteration (ReconstructOptions::band_limit_px); unset: all, as in the
+  /// last iteration, whose maps are the outputs.
+  std::optional<double> band_limit_px;
 };
 
 /// Makes half maps from two filled back-projectors (raw and regularized, and
