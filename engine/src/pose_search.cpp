@@ -68,14 +68,60 @@ class SearchBase : public PoseSearch {
     }
   }
 
-  // The best pose and, when marginalizing, the posterior over the last level.
-  PoseEstimate result(const std::vector<Candidate>& scored) const {
-    const Candidate& best = scored.front();
+  // The peak of the score between grid points. The score is a log-likelihood, quadratic near its
+  // peak, so a parabola through the best pose and its neighbours at +-step on one axis places the
+  // peak on that axis: the three rotation axes first (each offset kept), then the two offsets at
+  // the new rotation. Axes are taken one at a time (cross terms are second order this close to the
+  // peak), each move stays within one step, and the result replaces the grid's best only where
+  // it scores higher. Without it the poses stop on the last level's grid: a uniform error of
+  // +-step/2 per axis (0.27 deg RMS at 0.94 deg, 0.07 px at 0.25 px).
+  Candidate polish(const ParticleInput& in, const Candidate& best, double step_deg, double shift_step_px) const {
+    const ParticleOnDisk p = put_on_disk(*in.transform, *in.ctf, inv_sigma2_, disk_, best.ox, best.oy, in.scale);
+    std::vector<cfloat> proj(disk_.size());
+    auto project = [&](const Mat3& r) {
+      reference_->project_points(r, disk_.kx.data(), disk_.ky.data(), disk_.size(), proj.data());
+    };
+    // Offset of the parabola's peak through (-h, sm), (0, s0), (h, sp), within +-h; 0 without a peak.
+    auto peak = [](double sm, double s0, double sp, double h) {
+      const double curvature = sp + sm - 2 * s0;
+      if (!(curvature < 0)) return 0.0;
+      return std::clamp(h * (sm - sp) / (2 * curvature), -h, h);
+    };
+    project(best.rotation);
+    const double s0 = score_at(p, proj.data(), disk_, 0, 0);
+    Vec3 turn{0, 0, 0};
+    for (int axis = 0; axis < 3; ++axis) {
+      Vec3 u{0, 0, 0};
+      u[axis] = 1;
+      project(multiply(axis_angle_matrix(u, step_deg), best.rotation));
+      const double sp = score_at(p, proj.data(), disk_, 0, 0);
+      project(multiply(axis_angle_matrix(u, -step_deg), best.rotation));
+      const double sm = score_at(p, proj.data(), disk_, 0, 0);
+      turn[axis] = peak(sm, s0, sp, step_deg);
+    }
+    const double angle = std::sqrt(turn[0] * turn[0] + turn[1] * turn[1] + turn[2] * turn[2]);
+    const Mat3 rotation = angle > 0 ? multiply(axis_angle_matrix({turn[0] / angle, turn[1] / angle, turn[2] / angle}, angle),
+                                               best.rotation)
+                                    : best.rotation;
+    project(rotation);
+    const double h = shift_step_px, c0 = score_at(p, proj.data(), disk_, 0, 0);
+    const double dx = peak(score_at(p, proj.data(), disk_, -h, 0), c0, score_at(p, proj.data(), disk_, h, 0), h);
+    const double dy = peak(score_at(p, proj.data(), disk_, 0, -h), c0, score_at(p, proj.data(), disk_, 0, h), h);
+    const double score = score_at(p, proj.data(), disk_, dx, dy);
+    if (!(score > s0)) return best;
+    return {rotation, best.ox + dx, best.oy + dy, best.score + (score - s0)};
+  }
+
+  // The best pose (polished between grid points) and, when marginalizing, the posterior over the
+  // last level.
+  PoseEstimate result(const ParticleInput& in, const std::vector<Candidate>& scored, double step_deg,
+                      double shift_step_px) const {
+    const Candidate best = subgrid_ ? polish(in, scored.front(), step_deg, shift_step_px) : scored.front();
     PoseEstimate e{best.rotation, best.ox, best.oy, best.score, {}};
     if (!marginalize_) return e;
     double total = 0;
     for (const Candidate& c : scored) {
-      const double w = std::exp(c.score - best.score);
+      const double w = std::exp(c.score - scored.front().score);
       if (w < kPosteriorCut) break;  // sorted: the rest are smaller
       e.posterior.push_back({{c.rotation, c.ox, c.oy, c.score, {}}, w});
       total += w;
@@ -86,6 +132,7 @@ class SearchBase : public PoseSearch {
 
   static constexpr double kPosteriorCut = 1e-3;
   bool marginalize_ = false;
+  bool subgrid_ = true;
 
   // The disk for a refinement level. A rotation by `step` moves Fourier pixel k by k step (in
   // radians): the level uses the frequencies where that is at most about 1.5 pixels, 6 px at 15
@@ -117,6 +164,7 @@ class GlobalSearch final : public SearchBase {
  public:
   explicit GlobalSearch(GlobalSearchOptions o) : o_(o), grid_(global_orientation_grid(o.coarse_step_deg)) {
     marginalize_ = o.marginalize;
+    subgrid_ = o.subgrid;
   }
 
   void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
@@ -144,8 +192,10 @@ class GlobalSearch final : public SearchBase {
     const std::size_t k = std::min<std::size_t>(o_.candidates, all.size());
     std::partial_sort(all.begin(), all.begin() + k, all.end(), better);
     all.resize(k);
-    return result(refine(in, all, o_.coarse_step_deg / 2, o_.final_step_deg, 1, o_.coarse_shift_step_px,
-                         o_.coarse_shift_step_px / 2, o_.final_shift_step_px, o_.candidates));
+    return result(in,
+                  refine(in, all, o_.coarse_step_deg / 2, o_.final_step_deg, 1, o_.coarse_shift_step_px,
+                         o_.coarse_shift_step_px / 2, o_.final_shift_step_px, o_.candidates),
+                  o_.final_step_deg, o_.final_shift_step_px);
   }
 
  private:
@@ -158,7 +208,10 @@ class GlobalSearch final : public SearchBase {
 
 class LocalSearch final : public SearchBase {
  public:
-  explicit LocalSearch(LocalSearchOptions o) : o_(o) { marginalize_ = o.marginalize; }
+  explicit LocalSearch(LocalSearchOptions o) : o_(o) {
+    marginalize_ = o.marginalize;
+    subgrid_ = o.subgrid;
+  }
 
   void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {
     SearchBase::prepare(reference, inv_sigma2, kmax_px);
@@ -170,8 +223,10 @@ class LocalSearch final : public SearchBase {
   PoseEstimate search(const ParticleInput& in) const override {
     const Candidate start{in.current.rotation, in.current.origin_x_px, in.current.origin_y_px, 0};
     const double shift_step = std::max(o_.final_shift_step_px, o_.shift_range_px / 2);
-    return result(refine(in, {start}, o_.start_step_deg, o_.final_step_deg, 1, o_.shift_range_px, shift_step,
-                         o_.final_shift_step_px, 2));
+    return result(in,
+                  refine(in, {start}, o_.start_step_deg, o_.final_step_deg, 1, o_.shift_range_px, shift_step,
+                         o_.final_shift_step_px, 2),
+                  o_.final_step_deg, o_.final_shift_step_px);
   }
 
  private:

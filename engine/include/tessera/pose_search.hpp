@@ -81,6 +81,9 @@ struct GlobalSearchOptions {
   double final_shift_step_px = 0.5;
   int candidates = 8;            ///< kept after the exhaustive pass
   bool marginalize = false;      ///< also return the posterior (PoseEstimate::posterior)
+  /// Place the best pose between the last level's grid points (the peak of a
+  /// parabola on each rotation axis and offset); false: on the grid.
+  bool subgrid = true;
 };
 
 struct LocalSearchOptions {
@@ -89,6 +92,7 @@ struct LocalSearchOptions {
   double shift_range_px = 2;     ///< first level: offsets within this of the current origin
   double final_shift_step_px = 0.25;
   bool marginalize = false;
+  bool subgrid = true;           ///< as GlobalSearchOptions::subgrid
 };
 
 std::unique_ptr<PoseSearch> make_global_search(const GlobalSearchOptions& options);
