@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the Scipion plugin scipion-em-tessera (registered with ctest in tests/CMakeLists.txt).
-#   scipion_plugin/run_tests.sh BUILD_DIR pure     schema -> form mapping and run-folder reading, plain
+#   scipion_plugin/run_tests.sh BUILD_DIR pure     schema -> form mapping, run-folder reading and names, plain
 #                                                 python3 (no Scipion), against BUILD_DIR's programs
 #   scipion_plugin/run_tests.sh BUILD_DIR scipion  real Scipion, headless: pyworkflow, pwem and the RELION
 #                                                 plugin from PyPI in BUILD_DIR/scipion-venv (made once,
@@ -25,7 +25,7 @@ skip() {
 
 run_pure() {
   cd "$here/tests"
-  "$python" -m unittest -v test_schema_form test_outputs
+  "$python" -m unittest -v test_schema_form test_outputs test_run_files
 }
 
 run_scipion() {

@@ -10,6 +10,7 @@
 #include "tessera/mask.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"
+#include "tessera/run_files.hpp"
 #include "tessera/scipion_set.hpp"
 #include "tessera/star.hpp"
 
@@ -159,23 +160,37 @@ std::string format_resolution(std::optional<double> resolution_A, double voxel_A
   return fmt::format("{:.2f} A", *resolution_A);
 }
 
+std::string fsc_resolution_key(std::string_view curve, double threshold) {
+  return fmt::format("{}{}{}", curve, run_files::fsc::separator::threshold, threshold);
+}
+
+Json fsc_shells_json(int box, double voxel_A) {
+  namespace shell_key = run_files::fsc::shell_key;
+  const std::vector<double> res = shell_resolution_A(box, voxel_A);
+  Json shells = Json::array();
+  for (std::size_t k = 0; k < res.size(); ++k)
+    shells.push_back({{shell_key::index, k}, {shell_key::resolution_A, k == 0 ? Json(nullptr) : Json(res[k])}});
+  return shells;
+}
+
 std::vector<std::optional<double>> save_fsc(RunContext& ctx, const std::string& star_output,
-                                            const std::string& json_output, const std::string& stem,
-                                            const std::vector<FscCurve>& curves, int box, double voxel_A) {
+                                            const std::string& json_output, const std::vector<FscCurve>& curves,
+                                            int box, double voxel_A) {
+  namespace key = run_files::fsc::key;
+  namespace column = run_files::fsc_star::column;
   const std::vector<double> res = shell_resolution_A(box, voxel_A);
   StarTable t;
-  t.name = "fsc";
+  t.name = run_files::fsc_star::table::fsc;
   t.is_loop = true;
-  t.labels = {"rlnSpectralIndex", "rlnResolution", "rlnAngstromResolution"};
-  for (const auto& c : curves) t.labels.push_back(c.star_label);
-  Json shells = Json::array();
+  t.labels = {std::string(column::rlnSpectralIndex), std::string(column::rlnResolution),
+              std::string(column::rlnAngstromResolution)};
+  for (const auto& c : curves) t.labels.emplace_back(c.star_label);
   for (std::size_t k = 0; k < res.size(); ++k) {
     const double inv = k == 0 ? 0.0 : 1.0 / res[k];
     std::vector<std::string> row{fmt::format("{}", k), fmt::format("{:.6f}", inv),
                                  k == 0 ? "999.000000" : fmt::format("{:.6f}", res[k])};
     for (const auto& c : curves) row.push_back(fmt::format("{:.6f}", k < c.values.size() ? c.values[k] : 0.0));
     t.rows.push_back(std::move(row));
-    shells.push_back({{"index", k}, {"resolution_A", k == 0 ? Json(nullptr) : Json(res[k])}});
   }
   Json jcurves = Json::object(), jres = Json::object();
   std::vector<std::optional<double>> out;
@@ -183,16 +198,19 @@ std::vector<std::optional<double>> save_fsc(RunContext& ctx, const std::string& 
     jcurves[c.name] = c.values;
     const auto r = resolution_at(c.values, c.threshold, box, voxel_A);
     out.push_back(r);
-    const std::string key = fmt::format("{}@{}", c.name, c.threshold);
-    jres[key] = r && std::isfinite(*r) ? Json(*r) : Json(nullptr);
+    jres[fsc_resolution_key(c.name, c.threshold)] = r && std::isfinite(*r) ? Json(*r) : Json(nullptr);
   }
   StarFile f;
   f.blocks.push_back(std::move(t));
-  write_star(ctx.path(stem + ".star"), f);
-  ctx.add_output(star_output, stem + ".star");
-  const Json doc = {{"box", box}, {"voxel_A", voxel_A}, {"shells", shells}, {"curves", jcurves}, {"resolution_A", jres}};
-  atomic_write_text(ctx.path(stem + ".json"), doc.dump(2) + "\n");
-  ctx.add_output(json_output, stem + ".json");
+  write_star(ctx.path(run_files::fsc_star::kName), f);
+  ctx.add_output(star_output, run_files::fsc_star::kName);
+  const Json doc = {{key::box, box},
+                    {key::voxel_A, voxel_A},
+                    {key::shells, fsc_shells_json(box, voxel_A)},
+                    {key::curves, jcurves},
+                    {key::resolution_A, jres}};
+  atomic_write_text(ctx.path(run_files::fsc::kName), doc.dump(2) + "\n");
+  ctx.add_output(json_output, run_files::fsc::kName);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/run_context.hpp"
@@ -79,20 +80,28 @@ void save_volume(RunContext& ctx, const std::string& output_name, const std::str
 void save_particles(RunContext& ctx, const ParticleSet& set, const std::string& stem,
                     const std::string& star_output, const std::string& sqlite_output);
 
-/// One or more FSC curves over the same shells, written as a RELION-style STAR
-/// (data_fsc: rlnSpectralIndex, rlnResolution [1/A], rlnAngstromResolution and
-/// one column per curve) and as JSON ({"box", "voxel_A", "shells": [{"index",
-/// "resolution_A"}...], "curves": {name: [...]}, "resolution_A": {name@threshold: A}}).
+/// One or more FSC curves over the same shells, written as out/fsc.star, a
+/// RELION-style STAR (data_fsc: rlnSpectralIndex, rlnResolution [1/A],
+/// rlnAngstromResolution and one column per curve), and as out/fsc.json ({"box",
+/// "voxel_A", "shells": [{"index", "resolution_A"}...], "curves": {name: [...]},
+/// "resolution_A": {name@threshold: A}}); tessera/run_files.hpp (fsc, fsc_star)
+/// declares the names, keys and columns.
 struct FscCurve {
-  std::string name;     ///< e.g. "gold_standard", "vs_reference"
-  std::string star_label;  ///< e.g. "rlnFourierShellCorrelation"
+  std::string_view name;        ///< run_files::fsc::curve, e.g. gold_standard
+  std::string_view star_label;  ///< run_files::fsc_star::curve_column, e.g. rlnFourierShellCorrelation
   std::vector<double> values;
-  double threshold;     ///< 0.143 for half maps, 0.5 against a reference
+  double threshold;  ///< 0.143 for half maps, 0.5 against a reference
 };
-/// Returns the resolution of each curve at its threshold (nullopt: beyond Nyquist).
+/// Registers the files as the outputs `star_output` and `json_output`. Returns
+/// the resolution of each curve at its threshold (nullopt: beyond Nyquist).
 std::vector<std::optional<double>> save_fsc(RunContext& ctx, const std::string& star_output,
-                                            const std::string& json_output, const std::string& stem,
-                                            const std::vector<FscCurve>& curves, int box, double voxel_A);
+                                            const std::string& json_output, const std::vector<FscCurve>& curves,
+                                            int box, double voxel_A);
+/// The key of fsc.json's "resolution_A" for `curve` at `threshold`: "corrected@0.143".
+std::string fsc_resolution_key(std::string_view curve, double threshold);
+/// fsc.json's "shells": one {"index": k, "resolution_A": box * voxel_A / k}
+/// per shell k from 0 to box / 2 (null resolution for shell 0).
+Json fsc_shells_json(int box, double voxel_A);
 
 /// "6.2 A" or "beyond Nyquist (6.0 A)".
 std::string format_resolution(std::optional<double> resolution_A, double voxel_A);

@@ -14,10 +14,13 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/run_files.hpp"
 
 namespace tessera::protocol {
 
 namespace fs = std::filesystem;
+namespace manifest = run_files::manifest;
+namespace run_log = run_files::run_log;
 
 namespace {
 
@@ -116,7 +119,7 @@ void RunContext::start() {
   lock_ = std::make_unique<RunFolderLock>(options_.out);
   remove_temporaries(options_.out);
   if (options_.overwrite) clear_run_folder(options_.out);
-  const fs::path log_path = options_.out / "run.log.jsonl";
+  const fs::path log_path = options_.out / run_log::kName;
   log_.open(log_path, options_.resume ? std::ios::app : std::ios::trunc);
   if (!log_) throw std::runtime_error("cannot write '" + log_path.string() + "'");
   started_ = true;
@@ -125,13 +128,15 @@ void RunContext::start() {
     fail_locked(fmt::format("interrupted by {}", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP"),
                 128 + sig);
   });
-  write_event("start", {{"program", program_}, {"version", version_}, {"parameters", parameters_}});
+  write_event(run_log::event::start, {{run_log::key::program, program_},
+                                      {run_log::key::version, version_},
+                                      {run_log::key::parameters, parameters_}});
   for (Json& e : pending_) log_ << dump(e) << '\n';
   log_ << std::flush;
   pending_.clear();
   say(LogLevel::Normal, fmt::format("{} {}: writing to {}", program_, version_, options_.out.string()));
-  for (const std::string& line : ignored_) log(LogLevel::Quiet, "warning", line);
-  write_manifest("running", nullptr, nullptr, false);
+  for (const std::string& line : ignored_) log(LogLevel::Quiet, run_log::level::warning, line);
+  write_manifest(manifest::status::running, nullptr, nullptr, false);
 }
 
 double RunContext::elapsed_s() const {
@@ -140,8 +145,9 @@ double RunContext::elapsed_s() const {
 
 void RunContext::write_event(std::string_view type, const Json& fields) {
   if (!fields.is_object()) throw std::logic_error("RunContext::event: fields must be a JSON object");
-  Json j{{"time", iso_time(std::chrono::system_clock::now())}, {"elapsed_s", round_ms(elapsed_s())},
-         {"event", type}};
+  Json j{{run_log::key::time, iso_time(std::chrono::system_clock::now())},
+         {run_log::key::elapsed_s, round_ms(elapsed_s())},
+         {run_log::key::event, type}};
   for (const auto& [key, value] : fields.items())
     if (!j.contains(key)) j[key] = value;
   if (!started_) {
@@ -149,7 +155,8 @@ void RunContext::write_event(std::string_view type, const Json& fields) {
     return;
   }
   log_ << dump(j) << '\n' << std::flush;
-  if (!log_) throw std::runtime_error("cannot write run.log.jsonl in '" + options_.out.string() + "'");
+  if (!log_)
+    throw std::runtime_error(fmt::format("cannot write {} in '{}'", run_log::kName, options_.out.string()));
 }
 
 // Prints a human line if `level` is shown at the run's log level.
@@ -161,23 +168,23 @@ void RunContext::say(LogLevel level, std::string_view line) {
 // Quiet: warnings; Normal: info; Verbose: debug.
 void RunContext::log(LogLevel level, std::string_view level_name, std::string_view message) {
   if (level == LogLevel::Verbose && options_.log_level != LogLevel::Verbose) return;
-  write_event("log", {{"level", level_name}, {"message", message}});
+  write_event(run_log::event::log, {{run_log::key::level, level_name}, {run_log::key::message, message}});
   say(level, level == LogLevel::Quiet ? "WARNING: " + std::string(message) : std::string(message));
 }
 
 void RunContext::debug(std::string_view m) {
   const std::lock_guard lock(mutex_);
-  log(LogLevel::Verbose, "debug", m);
+  log(LogLevel::Verbose, run_log::level::debug, m);
 }
 
 void RunContext::info(std::string_view m) {
   const std::lock_guard lock(mutex_);
-  log(LogLevel::Normal, "info", m);
+  log(LogLevel::Normal, run_log::level::info, m);
 }
 
 void RunContext::warn(std::string_view m) {
   const std::lock_guard lock(mutex_);
-  log(LogLevel::Quiet, "warning", m);
+  log(LogLevel::Quiet, run_log::level::warning, m);
 }
 
 void RunContext::event(std::string_view type, const Json& fields, std::string_view human) {
@@ -200,8 +207,10 @@ void RunContext::progress(std::string_view task, long done, long total) {
   else if (done > t.first_done)
     eta_s = std::chrono::duration<double>(now - t.start).count() * static_cast<double>(total - done) /
             static_cast<double>(done - t.first_done);
-  write_event("progress", {{"task", task}, {"done", done}, {"total", total},
-                           {"eta_s", eta_s ? Json(round_ms(*eta_s)) : Json(nullptr)}});
+  write_event(run_log::event::progress, {{run_log::key::task, task},
+                                         {run_log::key::done, done},
+                                         {run_log::key::total, total},
+                                         {run_log::key::eta_s, eta_s ? Json(round_ms(*eta_s)) : Json(nullptr)}});
   const double percent = 100.0 * static_cast<double>(done) / static_cast<double>(total);
   say(LogLevel::Normal, fmt::format("{} {}/{} ({:.0f}%){}", task, done, total, percent,
                                     eta_s && !last ? ", about " + duration_text(*eta_s) + " left" : ""));
@@ -222,7 +231,9 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
   if (relative.empty() || *relative.begin() == "..")
     throw std::logic_error(
         fmt::format("{}: output '{}': '{}' is outside the output folder", program_, name, full.string()));
-  Json entry{{"name", name}, {"type", to_string(decl->kind)}, {"path", relative.generic_string()}};
+  Json entry{{manifest::output_key::name, name},
+             {manifest::output_key::type, to_string(decl->kind)},
+             {manifest::output_key::path, relative.generic_string()}};
   if (!extra.is_object()) throw std::logic_error("RunContext::add_output: extra must be a JSON object");
   for (const auto& [key, value] : extra.items()) {
     if (entry.contains(key))
@@ -231,13 +242,15 @@ void RunContext::add_output(std::string_view name, const fs::path& file, const J
     entry[key] = value;
   }
   const std::lock_guard lock(mutex_);
-  auto same =
-      std::find_if(outputs_.begin(), outputs_.end(), [&](const Json& o) { return o["name"] == name; });
+  auto same = std::find_if(outputs_.begin(), outputs_.end(),
+                           [&](const Json& o) { return o[manifest::output_key::name] == name; });
   if (same != outputs_.end()) *same = entry;
   else outputs_.push_back(entry);
-  write_event("output", {{"name", name}, {"type", entry["type"]}, {"path", entry["path"]}});
+  write_event(run_log::event::output, {{run_log::key::name, name},
+                                       {run_log::key::type, entry[manifest::output_key::type]},
+                                       {run_log::key::path, entry[manifest::output_key::path]}});
   say(LogLevel::Normal, fmt::format("wrote {} ({})", relative.generic_string(), name));
-  write_manifest("running", nullptr, nullptr, false);
+  write_manifest(manifest::status::running, nullptr, nullptr, false);
 }
 
 void RunContext::finish() {
@@ -245,15 +258,15 @@ void RunContext::finish() {
   start();
   const std::lock_guard lock(mutex_);
   for (const Output& o : declared_) {
-    const bool produced =
-        std::any_of(outputs_.begin(), outputs_.end(), [&](const Json& e) { return e["name"] == o.name; });
+    const bool produced = std::any_of(outputs_.begin(), outputs_.end(),
+                                      [&](const Json& e) { return e[manifest::output_key::name] == o.name; });
     if (!o.optional && !produced)
       throw std::logic_error(fmt::format("{}: declared output '{}' was not produced", program_, o.name));
   }
   const double wall = elapsed_s();
-  write_event("done", {{"wall_s", round_ms(wall)}});
+  write_event(run_log::event::done, {{run_log::key::wall_s, round_ms(wall)}});
   say(LogLevel::Normal, "done in " + duration_text(wall));
-  write_manifest("done", nullptr, 0, true);
+  write_manifest(manifest::status::done, nullptr, 0, true);
 }
 
 void RunContext::fail(std::string_view message, int exit_code) noexcept {
@@ -269,32 +282,33 @@ void RunContext::fail_locked(std::string_view message, int exit_code) {
   if (!started_) return;  // nothing was written, nothing to record
   remove_temporaries(options_.out);
   try {
-    write_event("error", {{"message", message}, {"exit_code", exit_code}});
+    write_event(run_log::event::error, {{run_log::key::message, message}, {run_log::key::exit_code, exit_code}});
   } catch (const std::exception&) {
     // The log cannot be written: still try the manifest, which the plugin reads.
   }
-  write_manifest("failed", message, exit_code, true);
+  write_manifest(manifest::status::failed, message, exit_code, true);
 }
 
 void RunContext::write_manifest(std::string_view status, const Json& error, const Json& exit_code,
                                 bool ended) {
   // A failed run lists what it wrote as partial_outputs, never as outputs: its files stay for
   // the user to look at, but nothing that reads the manifest takes them for a usable set.
-  const bool failed = status == "failed";
-  Json manifest{{"manifest_version", 1},
-                {"program", program_},
-                {"version", version_},
-                {"status", status},
-                {"parameters", parameters_},
-                {"inputs", inputs_},
-                {"outputs", failed ? Json::array() : outputs_},
-                {"started", iso_time(started_at_)},
-                {"finished", ended ? Json(iso_time(std::chrono::system_clock::now())) : Json(nullptr)},
-                {"wall_s", ended ? Json(round_ms(elapsed_s())) : Json(nullptr)},
-                {"error", error},
-                {"exit_code", exit_code}};
-  if (failed) manifest["partial_outputs"] = outputs_;
-  atomic_write_text(options_.out / "outputs.json", dump(manifest, 2) + "\n");
+  const bool failed = status == manifest::status::failed;
+  namespace key = manifest::key;
+  Json doc{{key::manifest_version, manifest::kVersion},
+           {key::program, program_},
+           {key::version, version_},
+           {key::status, status},
+           {key::parameters, parameters_},
+           {key::inputs, inputs_},
+           {key::outputs, failed ? Json::array() : outputs_},
+           {key::started, iso_time(started_at_)},
+           {key::finished, ended ? Json(iso_time(std::chrono::system_clock::now())) : Json(nullptr)},
+           {key::wall_s, ended ? Json(round_ms(elapsed_s())) : Json(nullptr)},
+           {key::error, error},
+           {key::exit_code, exit_code}};
+  if (failed) doc[key::partial_outputs] = outputs_;
+  atomic_write_text(options_.out / manifest::kName, dump(doc, 2) + "\n");
 }
 
 }  // namespace tessera::protocol

@@ -19,10 +19,13 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/run_files.hpp"
 
 namespace tessera::protocol {
 
 namespace fs = std::filesystem;
+namespace manifest = run_files::manifest;
+namespace input_key = run_files::manifest::input_key;
 
 namespace {
 
@@ -65,7 +68,7 @@ std::vector<std::string> contents(const fs::path& dir, std::size_t limit) {
 }
 
 Json read_manifest(const fs::path& dir) {
-  std::ifstream in(dir / "outputs.json");
+  std::ifstream in(dir / manifest::kName);
   if (!in) return nullptr;
   try {
     Json j;
@@ -78,8 +81,9 @@ Json read_manifest(const fs::path& dir) {
 
 std::string value_text(const Json& j) { return j.is_null() ? "not set" : j.dump(); }
 
-void check_continuation(const Schema& schema, const Values& values, const fs::path& out, const Json& manifest) {
-  const Json& before = manifest.contains("parameters") ? manifest["parameters"] : Json(nullptr);
+void check_continuation(const Schema& schema, const Values& values, const fs::path& out, const Json& recorded_run) {
+  const Json& before = recorded_run.contains(manifest::key::parameters) ? recorded_run[manifest::key::parameters]
+                                                                        : Json(nullptr);
   const Json& now = values.to_json();
   std::set<std::string> names;
   for (const Param& p : schema.params)
@@ -92,18 +96,19 @@ void check_continuation(const Schema& schema, const Values& values, const fs::pa
     const Json b = now.contains(name) ? now[name] : Json(nullptr);
     if (a != b) changed.push_back(fmt::format("{} was {}, now {}", name, value_text(a), value_text(b)));
   }
-  const Json recorded = manifest.contains("inputs") ? manifest["inputs"] : Json::object();
+  const Json recorded =
+      recorded_run.contains(manifest::key::inputs) ? recorded_run[manifest::key::inputs] : Json::object();
   const Json current = input_fingerprints(values);
   for (const Input& in : schema.inputs) {
     const bool had = recorded.contains(in.name), has = current.contains(in.name);
     if (!had && !has) continue;
     if (had != has) {
       changed.push_back(fmt::format("input {} was {}, now {}", in.name,
-                                    had ? recorded[in.name].value("path", "?") : "not given",
-                                    has ? current[in.name].value("path", "?") : "not given"));
-    } else if (recorded[in.name].value("fnv1a64", "") != current[in.name].value("fnv1a64", "")) {
+                                    had ? recorded[in.name].value(input_key::path, "?") : "not given",
+                                    has ? current[in.name].value(input_key::path, "?") : "not given"));
+    } else if (recorded[in.name].value(input_key::fnv1a64, "") != current[in.name].value(input_key::fnv1a64, "")) {
       changed.push_back(fmt::format("input {} ({}) is not the file the run started with", in.name,
-                                    current[in.name].value("path", "?")));
+                                    current[in.name].value(input_key::path, "?")));
     }
   }
   if (!changed.empty())
@@ -119,9 +124,9 @@ Json input_fingerprints(const Values& values) {
   for (const auto& [name, path] : values.given_inputs()) {
     std::error_code ec;
     const auto size = fs::file_size(path, ec);
-    j[name] = {{"path", fs::absolute(path).lexically_normal().string()},
-               {"size", ec ? Json(nullptr) : Json(size)},
-               {"fnv1a64", fnv1a64(path)}};
+    j[name] = {{input_key::path, fs::absolute(path).lexically_normal().string()},
+               {input_key::size, ec ? Json(nullptr) : Json(size)},
+               {input_key::fnv1a64, fnv1a64(path)}};
   }
   return j;
 }
@@ -145,8 +150,8 @@ void check_run_folder(const Schema& schema, const Values& values) {
                                    exists ? "the folder is empty" : "the folder does not exist"));
     return;
   }
-  const Json manifest = read_manifest(out);
-  const bool own_run = manifest.is_object() && manifest.value("program", "") == schema.name;
+  const Json recorded_run = read_manifest(out);
+  const bool own_run = recorded_run.is_object() && recorded_run.value(manifest::key::program, "") == schema.name;
   if (!own_run)
     throw InputError(fmt::format("--out {}: the folder holds other files ({}{}) and no run of {}; Tessera writes "
                                  "only into a new or empty folder, or into its own run's with --continue or "
@@ -154,7 +159,7 @@ void check_run_folder(const Schema& schema, const Values& values) {
                                  out.string(), fmt::join(names, ", "), names.size() >= 3 ? ", ..." : "",
                                  schema.name));
   if (run.resume) {
-    check_continuation(schema, values, out, manifest);
+    check_continuation(schema, values, out, recorded_run);
     return;
   }
   if (!run.overwrite)

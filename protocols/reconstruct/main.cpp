@@ -9,6 +9,7 @@
 #include "tessera/fsc.hpp"
 #include "tessera/particle_images.hpp"
 #include "tessera/reconstruct_set.hpp"
+#include "tessera/run_files.hpp"
 #include "tessera/symmetry.hpp"
 
 namespace tp = tessera::protocol;
@@ -111,9 +112,12 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   tp::save_volume(ctx, "volume", "map.mrc", r.full, voxel_A);
   tp::save_volume(ctx, "half_map_A", "map_half_A.mrc", r.half_a, voxel_A, {{"particles", r.count_a}});
   tp::save_volume(ctx, "half_map_B", "map_half_B.mrc", r.half_b, voxel_A, {{"particles", r.count_b}});
-  std::vector<tp::FscCurve> curves{{"gold_standard", "rlnFourierShellCorrelation", r.fsc, 0.143}};
-  if (reference) curves.push_back({"vs_reference", "rlnFourierShellCorrelationReference", fsc(r.full, reference->data), 0.5});
-  const auto res = tp::save_fsc(ctx, "fsc_star", "fsc_json", "fsc", curves, box, voxel_A);
+  namespace curve = run_files::fsc::curve;
+  namespace column = run_files::fsc_star::curve_column;
+  std::vector<tp::FscCurve> curves{{curve::gold_standard, column::gold_standard, r.fsc, 0.143}};
+  if (reference)
+    curves.push_back({curve::vs_reference, column::vs_reference, fsc(r.full, reference->data), 0.5});
+  const auto res = tp::save_fsc(ctx, "fsc_star", "fsc_json", curves, box, voxel_A);
   print_fsc_table(ctx, curves, box, voxel_A);
   ctx.event("resolution", {{"gold_standard_0143_A", res[0] ? tp::Json(*res[0]) : tp::Json(nullptr)}},
             fmt::format("gold-standard FSC 0.143: {}", tp::format_resolution(res[0], voxel_A)));

@@ -14,6 +14,7 @@
 #include "tessera/mrc.hpp"
 #include "tessera/particle_images.hpp"
 #include "tessera/refine.hpp"
+#include "tessera/run_files.hpp"
 #include "tessera/symmetry.hpp"
 
 namespace tp = tessera::protocol;
@@ -230,7 +231,7 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   cb.iteration_done = [&](const RefineState& s) {
     tp::save_state(ctx.out_dir(), s, pixel_A);
     const IterationStats& h = s.history.back();
-    ctx.event("iteration", tp::iteration_json(h));
+    ctx.event(run_files::run_log::event::iteration, tp::iteration_json(h));
   };
   RefineParts parts;
   parts.communicator = &comm;

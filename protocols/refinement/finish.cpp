@@ -10,6 +10,7 @@
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
 #include "tessera/postprocess.hpp"
+#include "tessera/run_files.hpp"
 
 namespace tessera::protocol {
 namespace {
@@ -55,19 +56,20 @@ void write_refine_outputs(RunContext& ctx, const RefineState& st, double pixel_A
   const Postprocessed pp = postprocess(ha, hb, tight, pixel_A, po);
   for (const std::string& w : pp.warnings) ctx.warn(w);
   const std::vector<double> loose_fsc = masked_fsc(ha, hb, loose);
-  const std::vector<FscCurve> curves{
-      {"unmasked", "rlnFourierShellCorrelationUnmaskedMaps", pp.curves.unmasked, 0.143},
-      {"loose", "rlnFourierShellCorrelationLooseMask", loose_fsc, 0.143},
-      {"tight", "rlnFourierShellCorrelationMaskedMaps", pp.curves.masked, 0.143},
-      {"corrected", "rlnFourierShellCorrelationCorrected", pp.curves.corrected, 0.143}};
-  const auto res = save_fsc(ctx, "fsc_star", "fsc_json", "fsc", curves, box, pixel_A);
+  namespace curve = run_files::fsc::curve;
+  namespace column = run_files::fsc_star::curve_column;
+  const std::vector<FscCurve> curves{{curve::unmasked, column::unmasked, pp.curves.unmasked, 0.143},
+                                     {curve::loose, column::loose, loose_fsc, 0.143},
+                                     {curve::tight, column::tight, pp.curves.masked, 0.143},
+                                     {curve::corrected, column::corrected, pp.curves.corrected, 0.143}};
+  const auto res = save_fsc(ctx, "fsc_star", "fsc_json", curves, box, pixel_A);
   const double final_res = pp.resolution_A && std::isfinite(*pp.resolution_A) ? *pp.resolution_A : 2 * pixel_A;
   save_volume(ctx, "volume", "map.mrc", lowpass(pp.weighted, final_res, pixel_A), pixel_A,
               {{"resolution_A", final_res}});
   const double bfactor = pp.bfactor_A2;
   save_volume(ctx, "map_sharp", "map_sharp.mrc", pp.sharpened, pixel_A, {{"bfactor_A2", bfactor}});
-  atomic_write_text(ctx.path("iterations.json"), history_json(st).dump(2) + "\n");
-  ctx.add_output("iterations", "iterations.json", {{"count", st.history.size()}});
+  atomic_write_text(ctx.path(run_files::iterations::kName), history_json(st).dump(2) + "\n");
+  ctx.add_output("iterations", run_files::iterations::kName, {{"count", st.history.size()}});
   ctx.event("result",
             {{"resolution_A", final_res}, {"bfactor_A2", bfactor}, {"iterations", st.iteration}},
             fmt::format("final resolution {} (corrected FSC 0.143; unmasked {}, loose {}), B-factor {:.1f} A^2",

@@ -8,34 +8,40 @@
 #include "tessera/error.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"
+#include "tessera/run_files.hpp"
 
 namespace tessera::protocol {
 namespace fs = std::filesystem;
 namespace {
 
+namespace key = run_files::iterations::key;
 
 IterationStats stats_from(const nlohmann::json& j) {
   IterationStats s;
-  s.iteration = j.at("iteration");
-  s.global_search = j.at("global_search");
-  s.aligned = j.at("aligned");
-  s.resolution_A = j.at("resolution_A");
-  s.align_res_A = j.at("align_res_A");
-  s.mean_angle_change_deg = j.at("mean_angle_change_deg");
-  s.mean_shift_change_px = j.at("mean_shift_change_px");
-  s.mean_scale = j.at("mean_scale");
-  s.wall_s = j.at("wall_s");
+  s.iteration = j.at(key::iteration);
+  s.global_search = j.at(key::global_search);
+  s.aligned = j.at(key::aligned);
+  s.resolution_A = j.at(key::resolution_A);
+  s.align_res_A = j.at(key::align_res_A);
+  s.mean_angle_change_deg = j.at(key::mean_angle_change_deg);
+  s.mean_shift_change_px = j.at(key::mean_shift_change_px);
+  s.mean_scale = j.at(key::mean_scale);
+  s.wall_s = j.at(key::wall_s);
   return s;
 }
 
 }  // namespace
 
 nlohmann::ordered_json iteration_json(const IterationStats& s) {
-  return {{"iteration", s.iteration},         {"global_search", s.global_search},
-          {"aligned", s.aligned},             {"resolution_A", s.resolution_A},
-          {"align_res_A", s.align_res_A},     {"mean_angle_change_deg", s.mean_angle_change_deg},
-          {"mean_shift_change_px", s.mean_shift_change_px}, {"mean_scale", s.mean_scale},
-          {"wall_s", s.wall_s}};
+  return {{key::iteration, s.iteration},
+          {key::global_search, s.global_search},
+          {key::aligned, s.aligned},
+          {key::resolution_A, s.resolution_A},
+          {key::align_res_A, s.align_res_A},
+          {key::mean_angle_change_deg, s.mean_angle_change_deg},
+          {key::mean_shift_change_px, s.mean_shift_change_px},
+          {key::mean_scale, s.mean_scale},
+          {key::wall_s, s.wall_s}};
 }
 
 // Each iteration's state is one folder, state/iter_NNN, written completely before the

@@ -15,7 +15,8 @@
 namespace tessera::protocol {
 
 /// One iteration's statistics as JSON (state.json, iterations.json and the
-/// "iteration" events of run.log.jsonl use the same fields).
+/// "iteration" events of run.log.jsonl use the same fields, declared in
+/// tessera/run_files.hpp as run_files::iterations::key).
 nlohmann::ordered_json iteration_json(const IterationStats& stats);
 
 void save_state(const std::filesystem::path& out_dir, const RefineState& state, double pixel_A);

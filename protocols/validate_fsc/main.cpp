@@ -15,6 +15,7 @@
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
 #include "tessera/postprocess.hpp"
+#include "tessera/run_files.hpp"
 #include "tessera/star.hpp"
 
 namespace tp = tessera::protocol;
@@ -292,43 +293,44 @@ tp::Json optional_json(std::optional<double> x) {
 }
 
 void write_json(tp::RunContext& ctx, const tp::Values& v, const Inputs& in, const Result& r, const std::string& why) {
+  namespace fsc_json = run_files::fsc;
+  namespace key = fsc_json::key;
+  namespace curve = fsc_json::curve;
   const int box = in.half_a.nx();
   const auto res = shell_resolution_A(box, in.voxel_A);
-  tp::Json shells = tp::Json::array();
-  for (std::size_t k = 0; k < res.size(); ++k)
-    shells.push_back({{"index", k}, {"resolution_A", k == 0 ? tp::Json(nullptr) : tp::Json(res[k])}});
   const auto shell_res = [&](const std::vector<double>& c) {
     return optional_json(resolution_at(c, kThreshold, box, in.voxel_A));
   };
-  tp::Json doc = {{"box", box},
-                  {"voxel_A", in.voxel_A},
-                  {"shells", shells},
-                  {"curves",
-                   {{"corrected", r.curves.corrected},
-                    {"unmasked", r.curves.unmasked},
-                    {"masked", r.curves.masked},
-                    {"randomized_masked", r.curves.randomized_masked},
-                    {"particle_mask_fraction", r.particle_fraction}}},
-                  {"resolution_A",
-                   {{"corrected@0.143", optional_json(r.resolution_A)},
-                    {"unmasked@0.143", shell_res(r.curves.unmasked)},
-                    {"masked@0.143", shell_res(r.curves.masked)}}},
-                  {"resolution_limited_by_nyquist", !r.resolution_A.has_value()},
-                  {"randomized_from",
-                   {{"shell", r.curves.randomize_from_shell},
-                    {"resolution_A", res[static_cast<std::size_t>(r.curves.randomize_from_shell)]},
-                    {"reason", why}}},
-                  {"phase_randomization_seed", v.run().seed},
-                  {"bfactor_A2", r.bfactor_A2},
-                  {"bfactor_fitted", r.fit.has_value()}};
+  tp::Json doc = {{key::box, box},
+                  {key::voxel_A, in.voxel_A},
+                  {key::shells, tp::fsc_shells_json(box, in.voxel_A)},
+                  {key::curves,
+                   {{curve::corrected, r.curves.corrected},
+                    {curve::unmasked, r.curves.unmasked},
+                    {curve::masked, r.curves.masked},
+                    {curve::randomized_masked, r.curves.randomized_masked},
+                    {curve::particle_mask_fraction, r.particle_fraction}}},
+                  {key::resolution_A,
+                   {{tp::fsc_resolution_key(curve::corrected, kThreshold), optional_json(r.resolution_A)},
+                    {tp::fsc_resolution_key(curve::unmasked, kThreshold), shell_res(r.curves.unmasked)},
+                    {tp::fsc_resolution_key(curve::masked, kThreshold), shell_res(r.curves.masked)}}},
+                  {key::resolution_limited_by_nyquist, !r.resolution_A.has_value()},
+                  {key::randomized_from,
+                   {{fsc_json::randomized_from_key::shell, r.curves.randomize_from_shell},
+                    {fsc_json::randomized_from_key::resolution_A,
+                     res[static_cast<std::size_t>(r.curves.randomize_from_shell)]},
+                    {fsc_json::randomized_from_key::reason, why}}},
+                  {key::phase_randomization_seed, v.run().seed},
+                  {key::bfactor_A2, r.bfactor_A2},
+                  {key::bfactor_fitted, r.fit.has_value()}};
   if (r.fit)
-    doc["guinier_fit"] = {{"intercept", r.fit->intercept},
-                          {"r_squared", r.fit->r * r.fit->r},
-                          {"from_A", r.fit->fit_min_res_A},
-                          {"to_A", r.fit->fit_max_res_A},
-                          {"shells", r.fit->shells_used}};
-  tp::atomic_write_text(ctx.path("fsc.json"), doc.dump(2) + "\n");
-  ctx.add_output("fsc_json", "fsc.json");
+    doc[key::guinier_fit] = {{fsc_json::guinier_fit_key::intercept, r.fit->intercept},
+                             {fsc_json::guinier_fit_key::r_squared, r.fit->r * r.fit->r},
+                             {fsc_json::guinier_fit_key::from_A, r.fit->fit_min_res_A},
+                             {fsc_json::guinier_fit_key::to_A, r.fit->fit_max_res_A},
+                             {fsc_json::guinier_fit_key::shells, r.fit->shells_used}};
+  tp::atomic_write_text(ctx.path(fsc_json::kName), doc.dump(2) + "\n");
+  ctx.add_output("fsc_json", fsc_json::kName);
 }
 
 void report(tp::RunContext& ctx, const Inputs& in, const Result& r, const std::string& why) {

@@ -1,6 +1,8 @@
 """A finished Tessera run folder read into plain data for the Scipion plugin.
 
-- ``read_manifest``: ``outputs.json`` (docs/schema.md, ``manifest_version`` 1).
+- ``read_manifest``: ``outputs.json`` (docs/schema.md), of the ``manifest_version`` this plugin
+  reads. The names of the run folder's files and their keys come from their declaration
+  (``run_files``, protocols/common/run_files.json).
 - ``output_attributes`` / ``plan_outputs``: which Scipion object each declared output becomes,
   under which protocol attribute name (fixed by the schema, so ``_possibleOutputs`` is known
   before a run): volumes -> Volume (the program's ``volume`` carries the ``half_map`` outputs),
@@ -18,12 +20,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import run_files
 from .schema import UNIT_SYMBOLS, camel
 
-MANIFEST = 'outputs.json'
-MANIFEST_VERSION = 1
 MAIN_VOLUME = 'volume'
-MAIN_FSC_CURVES = ('corrected', 'gold_standard')  # the FSC that gives a run's resolution, in order
+# The FSC that gives a run's resolution, in order.
+MAIN_FSC_CURVES = (run_files.fsc.curve.corrected, run_files.fsc.curve.gold_standard)
 
 
 class OutputError(RuntimeError):
@@ -54,21 +56,23 @@ class Manifest:
 
 
 def read_manifest(folder):
-    path = os.path.join(folder, MANIFEST)
+    path = os.path.join(folder, run_files.MANIFEST)
+    key, out_key = run_files.manifest.key, run_files.manifest.output_key
     try:
         with open(path) as f:
             doc = json.load(f)
     except (OSError, ValueError) as e:
         raise OutputError('%s: cannot read the run manifest (%s)' % (path, e))
-    if doc.get('manifest_version') != MANIFEST_VERSION:
-        raise OutputError('%s: manifest_version is %r, this plugin reads %d'
-                          % (path, doc.get('manifest_version'), MANIFEST_VERSION))
+    if doc.get(key.manifest_version) != run_files.manifest.version:
+        raise OutputError('%s: %s is %r, this plugin reads %d' % (
+            path, key.manifest_version, doc.get(key.manifest_version), run_files.manifest.version))
     outputs = []
-    for o in doc.get('outputs', []):
-        extra = {k: v for k, v in o.items() if k not in ('name', 'type', 'path')}
-        outputs.append(OutputFile(o['name'], o['type'], os.path.join(os.path.abspath(folder), o['path']), extra))
-    return Manifest(doc['program'], doc['version'], doc['status'], doc.get('parameters', {}), outputs,
-                    doc.get('error'), doc.get('exit_code'), doc.get('wall_s'))
+    for o in doc.get(key.outputs, []):
+        extra = {k: v for k, v in o.items() if k not in out_key}
+        outputs.append(OutputFile(o[out_key.name], o[out_key.type],
+                                  os.path.join(os.path.abspath(folder), o[out_key.path]), extra))
+    return Manifest(doc[key.program], doc[key.version], doc[key.status], doc.get(key.parameters, {}), outputs,
+                    doc.get(key.error), doc.get(key.exit_code), doc.get(key.wall_s))
 
 
 def describe_extra(extra):
@@ -125,7 +129,7 @@ def output_attributes(schema):
 
 def plan_outputs(schema, manifest):
     """The Scipion outputs of a finished run, in schema order; half maps go with the main volume."""
-    if manifest.status != 'done':
+    if manifest.status != run_files.manifest.status.done:
         raise OutputError('%s did not finish: status %s, %s' % (manifest.program, manifest.status,
                                                                  manifest.error or 'no error recorded'))
     attrs = output_attributes(schema)
@@ -209,7 +213,7 @@ class FscData:
     frequencies: list  # 1/Å per shell, 0 for shell 0
     curves: dict  # name -> values per shell
     main: str
-    resolution_A: dict  # 'corrected@0.143' -> Å or None
+    resolution_A: dict  # '<curve>@<threshold>' ('corrected@0.143') -> Å or None
 
 
 def read_fsc(path):
@@ -219,13 +223,14 @@ def read_fsc(path):
             doc = json.load(f)
     except (OSError, ValueError) as e:
         raise OutputError('%s: cannot read the FSC (%s)' % (path, e))
-    freqs = [0.0 if s['resolution_A'] is None else 1.0 / s['resolution_A'] for s in doc['shells']]
-    curves = {name: [float(v) for v in values] for name, values in doc['curves'].items()
+    key, shell_A = run_files.fsc.key, run_files.fsc.shell_key.resolution_A
+    freqs = [0.0 if s[shell_A] is None else 1.0 / s[shell_A] for s in doc[key.shells]]
+    curves = {name: [float(v) for v in values] for name, values in doc[key.curves].items()
               if isinstance(values, list) and len(values) == len(freqs)}
     if not curves:
         raise OutputError('%s: no FSC curve over the %d shells' % (path, len(freqs)))
     main = next((c for c in MAIN_FSC_CURVES if c in curves), next(iter(curves)))
-    return FscData(freqs, curves, main, doc.get('resolution_A', {}))
+    return FscData(freqs, curves, main, doc.get(key.resolution_A, {}))
 
 
 _CELLA = 40  # MRC2014 header: nx, ny, nz, mode, nxstart.., mx, my, mz (int32 x 10), then cella (3 x float32)

@@ -9,12 +9,16 @@
 #include "common/number.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
+#include "tessera/run_files.hpp"
 #include "tessera/star.hpp"
 
 namespace tessera::viewer {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+namespace fsc_json = run_files::fsc;
+namespace fsc_star = run_files::fsc_star;
+namespace run_log = run_files::run_log;
 
 namespace {
 
@@ -40,17 +44,18 @@ std::vector<FscCurveData> load_json(const fs::path& path, const std::string& pre
   Json doc;
   try {
     doc = Json::parse(in);
-    const int box = doc.at("box").get<int>();
-    const double voxel_A = doc.at("voxel_A").get<double>();
+    const int box = doc.at(fsc_json::key::box).get<int>();
+    const double voxel_A = doc.at(fsc_json::key::voxel_A).get<double>();
     if (box < 2 || !(voxel_A > 0)) throw InputError(fmt::format("{}: bad box or voxel_A", path.string()));
     std::map<std::string, double> thresholds;
-    if (doc.contains("resolution_A"))
-      for (const auto& [key, value] : doc.at("resolution_A").items()) {
-        const auto at = key.rfind('@');
-        if (at != std::string::npos) thresholds[key.substr(0, at)] = std::stod(key.substr(at + 1));
+    if (doc.contains(fsc_json::key::resolution_A))
+      for (const auto& [key, value] : doc.at(fsc_json::key::resolution_A).items()) {
+        const auto at = key.rfind(fsc_json::separator::threshold);
+        if (at != std::string::npos)
+          thresholds[key.substr(0, at)] = std::stod(key.substr(at + fsc_json::separator::threshold.size()));
       }
     std::vector<FscCurveData> out;
-    for (const auto& [name, values] : doc.at("curves").items()) {
+    for (const auto& [name, values] : doc.at(fsc_json::key::curves).items()) {
       FscCurveData c;
       c.name = prefix + name;
       c.fsc = values.get<std::vector<double>>();
@@ -79,10 +84,12 @@ std::string curve_name(const std::string& label) {
 
 std::vector<FscCurveData> load_star(const fs::path& path, const std::string& prefix) {
   const StarFile file = read_star(path);
-  const StarTable* t = file.find("fsc");
-  if (!t) throw InputError(fmt::format("{}: no data_fsc table", path.string()));
-  const int res_col = t->column("rlnResolution");
-  if (res_col < 0) throw InputError(fmt::format("{}: data_fsc has no rlnResolution column", path.string()));
+  const StarTable* t = file.find(std::string(fsc_star::table::fsc));
+  if (!t) throw InputError(fmt::format("{}: no data_{} table", path.string(), fsc_star::table::fsc));
+  const int res_col = t->column(std::string(fsc_star::column::rlnResolution));
+  if (res_col < 0)
+    throw InputError(fmt::format("{}: data_{} has no {} column", path.string(), fsc_star::table::fsc,
+                                 fsc_star::column::rlnResolution));
   std::vector<FscCurveData> out;
   for (std::size_t col = 0; col < t->labels.size(); ++col) {
     const std::string& label = t->labels[col];
@@ -127,7 +134,7 @@ Crossing find_crossing(const FscCurveData& curve, double threshold) {
 }
 
 std::optional<fs::path> fsc_in_folder(const fs::path& folder) {
-  for (const char* name : {"fsc.json", "fsc.star"})
+  for (const std::string_view name : {fsc_json::kName, fsc_star::kName})
     if (fs::is_regular_file(folder / name)) return folder / name;
   return std::nullopt;
 }
@@ -135,13 +142,16 @@ std::optional<fs::path> fsc_in_folder(const fs::path& folder) {
 std::vector<FscCurveData> load_fsc(const fs::path& path, const std::string& prefix) {
   if (fs::is_directory(path)) {
     const auto file = fsc_in_folder(path);
-    if (!file) throw InputError(fmt::format("{}: the folder has no fsc.json or fsc.star", path.string()));
+    if (!file)
+      throw InputError(
+          fmt::format("{}: the folder has no {} or {}", path.string(), fsc_json::kName, fsc_star::kName));
     return load_fsc(*file, prefix);
   }
   if (!fs::exists(path)) throw InputError(fmt::format("{}: no such file", path.string()));
   if (path.extension() == ".json") return load_json(path, prefix);
   if (path.extension() == ".star") return load_star(path, prefix);
-  throw InputError(fmt::format("{}: give an fsc.json, a STAR file with data_fsc, or a run folder", path.string()));
+  throw InputError(fmt::format("{}: give an {}, a STAR file with data_{}, or a run folder", path.string(),
+                               fsc_json::kName, fsc_star::table::fsc));
 }
 
 IterationSeries load_iterations(const fs::path& run_log, const std::string& run) {
@@ -160,12 +170,15 @@ IterationSeries load_iterations(const fs::path& run_log, const std::string& run)
     } catch (const Json::exception&) {
       throw InputError(fmt::format("{}:{}: not a JSON object", run_log.string(), line_no));
     }
-    if (!e.is_object() || e.value("event", "") != "iteration") continue;
+    if (!e.is_object() || e.value(run_log::key::event, "") != run_log::event::iteration) continue;
     ++count;
-    const double x = e.contains("iteration") && is_number(e["iteration"]) ? e["iteration"].get<double>() : count;
+    const auto& number_key = run_files::iterations::key::iteration;
+    const double x = e.contains(number_key) && is_number(e[number_key]) ? e[number_key].get<double>() : count;
     s.iteration.push_back(x);
     for (const auto& [key, value] : e.items()) {
-      if (key == "time" || key == "elapsed_s" || key == "iteration" || key == "event" || !is_number(value)) continue;
+      if (key == run_log::key::time || key == run_log::key::elapsed_s || key == number_key ||
+          key == run_log::key::event || !is_number(value))
+        continue;
       s.stats[key].emplace_back(x, value.get<double>());
     }
   }

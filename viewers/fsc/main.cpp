@@ -18,6 +18,7 @@
 #include "fsc/fsc_chart.hpp"
 #include "fsc/fsc_data.hpp"
 #include "tessera/error.hpp"
+#include "tessera/run_files.hpp"
 
 using namespace tessera;
 using namespace tessera::viewer;
@@ -221,16 +222,18 @@ std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   FscInputs in;
   in.plot = plot_options(p);
   std::size_t fsc_inputs = 0;
-  for (const auto& path : inputs) fsc_inputs += path.filename() != "run.log.jsonl" && path.extension() != ".jsonl";
+  const fs::path log_name(run_files::run_log::kName);  // run.log.jsonl; any *.jsonl is a log too
+  const auto is_log_file = [&](const fs::path& path) { return path.extension() == log_name.extension(); };
+  for (const auto& path : inputs) fsc_inputs += !is_log_file(path);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const fs::path& path = inputs[i];
     if (!fs::exists(path)) throw InputError(fmt::format("{}: no such file or folder", path.string()));
-    const bool is_log = path.extension() == ".jsonl";
+    const bool is_log = is_log_file(path);
     if (!is_log) {
       auto curves = load_fsc(path, fsc_inputs > 1 ? labels[i] + ": " : "");
       in.curves.insert(in.curves.end(), curves.begin(), curves.end());
     }
-    const fs::path log = is_log ? path : path / "run.log.jsonl";
+    const fs::path log = is_log ? path : path / log_name;
     if (is_log || (fs::is_directory(path) && fs::is_regular_file(log))) {
       IterationSeries run = load_iterations(log, labels[i]);
       if (!run.stats.empty()) in.runs.push_back(std::move(run));  // e.g. a reconstruction: no iterations

@@ -12,6 +12,7 @@ import pyworkflow.utils as pwutils
 from pyworkflow import BETA
 
 from tessera_bridge import outputs as toutputs
+from tessera_bridge import run_files
 from tessera_bridge import schema as tschema
 
 from .. import Plugin
@@ -55,7 +56,7 @@ class TesseraProtocol:
         # or replace it. The extra folder is this protocol's own: when Scipion runs this step
         # again (a resumed or restarted protocol) after a failed attempt, replace that attempt.
         continuing = self._tesseraSpec.resume and self.getAttributeValue(tschema.DO_CONTINUE)
-        if not continuing and os.path.exists(os.path.join(self._getExtraPath(), 'outputs.json')):
+        if not continuing and os.path.exists(os.path.join(self._getExtraPath(), run_files.MANIFEST)):
             args += ' --overwrite'
         # Threads reach the program as params.json's "threads" (each MPI process runs that many). MPI
         # processes are Scipion's: with numberOfMpi > 1, pyworkflow wraps the command in the host's
@@ -164,7 +165,7 @@ class TesseraProtocol:
         manifest = self._manifest()
         if manifest is None:
             return ['%s has not run yet.' % self._tesseraSchema['program']]
-        if manifest.status != 'done':
+        if manifest.status != run_files.manifest.status.done:
             return ['%s %s: %s' % (manifest.program, manifest.status, manifest.error or 'running')]
         lines = ['%s %s finished in %.0f s.' % (manifest.program, manifest.version, manifest.wall_s or 0)]
         labels = {o['name']: o['label'] for o in self._tesseraSchema['outputs']}
@@ -175,7 +176,7 @@ class TesseraProtocol:
 
     def _methods(self):
         manifest = self._manifest()
-        if manifest is None or manifest.status != 'done':
+        if manifest is None or manifest.status != run_files.manifest.status.done:
             return []
         inputs = ', '.join('%s %s' % (p.label.lower(), self.getObjectTag(p.name)) for p in self._inputParams()
                            if getattr(self, p.name).get() is not None)
