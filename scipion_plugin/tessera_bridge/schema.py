@@ -250,6 +250,7 @@ def form_spec(schema):
         params.append(_input_param(inp, schema))
     params += [_value_param(p, schema) for p in schema['parameters']]
     params += _common_params(schema)
+    params = _conditions_after_their_names(params)
     sections = []
     for name in list(schema['sections']) + [p.section for p in params]:
         if name not in sections and any(p.section == name for p in params):
@@ -266,13 +267,36 @@ def form_spec(schema):
     return spec
 
 
+def _condition_names(condition):
+    return set(re.findall(r'[A-Za-z_][A-Za-z0-9_]*', condition or '')) - {'and', 'or', 'not', 'True', 'False'}
+
+
+def _conditions_after_their_names(params):
+    """The parameters in their order, except that one whose condition names a parameter that comes later
+    (an input conditional on a flag, inputs being listed first) moves just after the last one it names:
+    pyworkflow resolves a condition against the parameters already defined when it is added."""
+    ordered = list(params)
+    for _ in range(len(ordered)):
+        moved = False
+        for i, p in enumerate(ordered):
+            names = _condition_names(p.condition)
+            later = [j for j, q in enumerate(ordered) if j > i and q.name in names]
+            if later:
+                ordered.insert(max(later), ordered.pop(i))
+                moved = True
+                break
+        if not moved:
+            return ordered
+    raise ValueError('parameter conditions refer to each other in a cycle: '
+                     + ', '.join(p.name for p in ordered if p.condition))
+
+
 def condition_holds(condition, values):
     """Evaluates a Scipion condition (Python subset, docs/schema.md) on form values; inputs count as
     given when their value is not None."""
     if not condition:
         return True
-    names = set(re.findall(r'[A-Za-z_][A-Za-z0-9_]*', condition)) - {'and', 'or', 'not', 'True', 'False'}
-    env = {n: values.get(n) for n in names}
+    env = {n: values.get(n) for n in _condition_names(condition)}
     return bool(eval(condition, {'__builtins__': {}}, env))  # the grammar has no calls or attributes
 
 

@@ -65,6 +65,14 @@ class TestSyntheticSchema(unittest.TestCase):
         self.schema = synthetic_schema()
         self.spec = S.form_spec(self.schema)
 
+    def test_an_input_conditional_on_a_parameter_follows_it(self):
+        schema = synthetic_schema()
+        schema['inputs'].append(inp('extra_mask', 'mask', required=False, section='Parameters',
+                                    condition='use_halves', scipion_condition='use_halves'))
+        names = [p.name for p in S.form_spec(schema).params]
+        self.assertGreater(names.index('extra_mask'), names.index('use_halves'))
+        self.assertLess(names.index('mask'), names.index('use_halves'))  # the others keep their order
+
     def test_class_and_parallel(self):
         self.assertEqual(self.spec.class_name, 'TesseraProtDemoTool')
         self.assertTrue(self.spec.threads and self.spec.mpi and self.spec.gpu and self.spec.resume)
@@ -185,11 +193,20 @@ class TestBuiltSchemas(unittest.TestCase):
             self.assertEqual(sorted(fed), sorted(expected), schema['program'])
             names = [p.name for p in spec.params]
             self.assertEqual(len(names), len(set(names)), schema['program'])
+            # The order pyworkflow adds them in (section by section): a condition names only parameters
+            # added before it, or Scipion cannot resolve it.
+            added = []
+            for section in spec.sections:
+                for p in spec.params:
+                    if p.section != section:
+                        continue
+                    for word in re.findall(r'[A-Za-z_]\w*', p.condition or ''):
+                        if word not in ('and', 'or', 'not', 'True', 'False'):
+                            self.assertIn(word, added, '%s: %s condition %r' % (schema['program'], p.name,
+                                                                                p.condition))
+                    added.append(p.name)
             for p in spec.params:
                 self.assertIn(p.section, spec.sections)
-                for word in re.findall(r'[A-Za-z_]\w*', p.condition or ''):
-                    if word not in ('and', 'or', 'not', 'True', 'False'):
-                        self.assertIn(word, names, '%s: %s condition %r' % (schema['program'], p.name, p.condition))
             entries = {e['name']: e for e in schema['parameters']}
             for p in spec.params:
                 e = entries.get(p.name)
