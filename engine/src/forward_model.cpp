@@ -42,9 +42,18 @@ cfloat origin_phase(double kx, double ky, int box, double origin_x_px, double or
 
 void expected_transform(const Projector& volume, const ModelPose& pose, const RealGrid* ctf, double scale,
                         ComplexGrid& out) {
-  const int n = volume.box(), hx = n / 2 + 1;
-  check_ctf_shape(ctf, n, "expected_transform");
+  check_ctf_shape(ctf, volume.box(), "expected_transform");
   volume.project(pose.rotation, out);
+  apply_image_formation(pose, ctf, scale, out);
+}
+
+void apply_image_formation(const ModelPose& pose, const RealGrid* ctf, double scale, ComplexGrid& out) {
+  const int n = out.ny(), hx = n / 2 + 1;
+  if (out.nx() != hx || out.nz() != 1)
+    throw std::invalid_argument(fmt::format("apply_image_formation: a {}x{}x{} grid is not the half-complex grid of "
+                                            "a {}x{} image",
+                                            out.nx(), out.ny(), out.nz(), n, n));
+  check_ctf_shape(ctf, n, "apply_image_formation");
   for (int y = 0; y < n; ++y) {
     const int ky = fourier_index(y, n);
     for (int x = 0; x < hx; ++x) {

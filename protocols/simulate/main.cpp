@@ -22,6 +22,56 @@ namespace {
 // Ten million: more than any data set, and the particles' parameters (kept in
 // memory until the STAR and sqlite are written) still fit in a few GB.
 constexpr std::int64_t kMaxCount = 10'000'000;
+// The disordered density's default resolution (where 4 pixels are finer).
+constexpr double kDisorderResolutionA = 8.0;
+
+// The disordered component (a micelle, a nanodisc, a flexible region): Disorder in tessera/simulate.hpp.
+void add_disorder_schema(tp::Schema& s) {
+  const std::string belt = "disorder and not disorder_mask";
+  s.add_bool("disorder", "Add a disordered component",
+             {.default_value = false,
+              .help = "Adds to every particle a new realisation of random density inside an envelope (a detergent "
+                      "micelle or nanodisc belt, a flexible region), projected at the particle's pose through the "
+                      "same CTF, scale and shift: a smooth Gaussian random field with a positive mean. The truth "
+                      "map stays the protein alone.",
+              .section = "Disorder"});
+  s.add_input("disorder_mask", tp::InputKind::Mask, "Disorder envelope",
+              {.help = "Where the disordered density lies: a mask (MRC, values in [0, 1], the map's box and voxel "
+                       "size) used as given. Leave empty for the built-in belt.",
+               .required = false, .section = "Disorder", .condition = "disorder"});
+  s.add_choice("disorder_belt_shape", "Belt shape", {"cylinder", "torus"},
+               {.default_value = "cylinder",
+                .help = "The built-in belt about the map's z axis, less the protein's mask (truth_mask): a "
+                        "cylindrical shell (a nanodisc) or a ring of elliptical cross-section (a micelle).",
+                .section = "Disorder", .condition = belt});
+  s.add_float("disorder_belt_inner_radius_A", "Belt inner radius",
+              {.default_value = 0.0, .min = 0.0, .unit = "A",
+               .help = "Inner radius of the belt about the z axis; 0 lets it reach the protein's mask.",
+               .section = "Disorder", .condition = belt});
+  s.add_float("disorder_belt_outer_radius_A", "Belt outer radius",
+              {.default_value = 70.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Outer radius of the belt about the z axis.", .section = "Disorder", .condition = belt});
+  s.add_float("disorder_belt_height_A", "Belt height",
+              {.default_value = 40.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Extent of the belt along z, centred on the box centre (a membrane's thickness).",
+               .section = "Disorder", .condition = belt});
+  s.add_float("disorder_resolution_A", "Disorder resolution",
+              {.min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "The random density is smooth to this resolution: a Gaussian low-pass (sigma = 0.187 x "
+                       "this) whose amplitude falls to 1/2 at 1/resolution. At least 4 pixels; default: 8 A, or 4 "
+                       "pixels where that is coarser.",
+               .section = "Disorder", .condition = "disorder"});
+  s.add_float("disorder_amplitude", "Disorder amplitude",
+              {.default_value = 0.5, .min = 0.0,
+               .help = "RMS of the random part inside the envelope, as a fraction of the protein's RMS density "
+                       "inside its mask (truth_mask). 0 leaves only the mean.",
+               .section = "Disorder", .condition = "disorder"});
+  s.add_float("disorder_mean", "Disorder mean",
+              {.default_value = 0.5, .min = 0.0,
+               .help = "Mean density inside the envelope, as a fraction of the protein's RMS density inside its "
+                       "mask (micelles are denser than the solvent).",
+               .section = "Disorder", .condition = "disorder"});
+}
 
 tp::Schema make_schema() {
   tp::Schema s;
@@ -31,7 +81,8 @@ tp::Schema make_schema() {
   s.description =
       "Simulates particle images with known poses: projections of a volume (or of several module volumes that "
       "move rigidly against each other per particle), CTF per micrograph, contrast scale per particle and "
-      "Gaussian noise at a given SNR. Writes the stack, a RELION STAR and a Scipion set with the true poses, the "
+      "Gaussian noise at a given SNR; optionally a disordered component (a detergent micelle or nanodisc belt), "
+      "new for every particle. Writes the stack, a RELION STAR and a Scipion set with the true poses, the "
       "per-module true poses, and the volumes and masks used. Without a volume, a synthetic protein-like "
       "phantom is used. Deterministic for a seed.";
   s.scipion_base_class = "ProtParticles";
@@ -73,8 +124,9 @@ tp::Schema make_schema() {
               {.default_value = 0.1, .min = 0.0, .max = 1.0, .max_exclusive = true, .section = "CTF"});
   s.add_bool("noise", "Add noise", {.default_value = true, .section = "Noise"});
   s.add_float("snr", "SNR", {.default_value = 0.1, .min = 0.0, .min_exclusive = true,
-                             .help = "Signal variance / noise variance over the box.", .section = "Noise",
-                             .condition = "noise"});
+                             .help = "Signal variance / noise variance over the box; the signal is the protein's "
+                                     "alone (without a disordered component), so --disorder leaves the noise as it is.",
+                             .section = "Noise", .condition = "noise"});
   s.add_float("scale_sigma", "Contrast spread",
               {.default_value = 0.0, .min = 0.0, .max = 2.0,
                .help = "Per-particle contrast scale 1 + sigma * N(0,1) (ice thickness, beam).", .section = "Noise"});
@@ -85,12 +137,19 @@ tp::Schema make_schema() {
   s.add_float("module_shift_sigma_px", "Module shift spread",
               {.default_value = 0.0, .min = 0.0, .unit = "px",
                .help = "3D shift of each module, N(0, sigma) per axis.", .section = "Modules"});
+  add_disorder_schema(s);
   s.add_output("particles_star", tp::OutputKind::ParticlesStar, "Particles (STAR)");
   s.add_output("particles_sqlite", tp::OutputKind::ParticlesSqlite, "Particles (Scipion)");
   s.add_output("truth", tp::OutputKind::Volume, "Ground-truth map");
   s.add_output("truth_mask", tp::OutputKind::Mask, "Mask of the map");
   s.add_output("modules", tp::OutputKind::Table, "Modules", {.help = "Per-module volumes, masks and poses (JSON).",
                                                              .optional = true});
+  s.add_output("disorder_mask", tp::OutputKind::Mask, "Disorder envelope",
+               {.help = "Where the disordered component lies (with --disorder).", .optional = true});
+  s.add_output("disorder_mean", tp::OutputKind::Volume, "Mean disordered density",
+               {.help = "The disordered component's mean over particles, what a reconstruction shows of it "
+                        "(with --disorder; the truth map stays the protein alone).",
+                .optional = true});
   return s;
 }
 
@@ -158,6 +217,65 @@ Volumes load_inputs(const tp::Values& v) {
   }
   check_disk_space(v, out.modules.front().nx());
   return out;
+}
+
+// The map the particles show (the modules' sum) and its mask: what resolution is measured against.
+struct Truth {
+  RealGrid map, mask;
+};
+
+Truth truth_of(const Volumes& vols) {
+  const int box = vols.modules.front().nx();
+  Truth t{RealGrid(box, box, box), {}};
+  for (const auto& m : vols.modules)
+    for (std::size_t i = 0; i < t.map.size(); ++i) t.map[i] += m[i];
+  const float peak = *std::max_element(t.map.values().begin(), t.map.values().end());
+  t.mask = threshold_mask(t.map, 0.05 * peak, 2, 4);
+  return t;
+}
+
+// The built-in belt less the protein's mask, checked against the box.
+RealGrid belt_less_protein(const tp::Values& v, const Truth& truth, double voxel_A) {
+  Belt b;
+  b.inner_radius_A = v.get<double>("disorder_belt_inner_radius_A");
+  b.outer_radius_A = v.get<double>("disorder_belt_outer_radius_A");
+  b.height_A = v.get<double>("disorder_belt_height_A");
+  b.shape = v.get<std::string>("disorder_belt_shape") == "torus" ? BeltShape::Torus : BeltShape::Cylinder;
+  if (b.outer_radius_A <= b.inner_radius_A)
+    throw InputError(fmt::format("--disorder-belt-outer-radius-A ({} A) must exceed --disorder-belt-inner-radius-A "
+                                 "({} A)",
+                                 b.outer_radius_A, b.inner_radius_A));
+  // Inside the box's inscribed sphere, every view keeps the whole belt in the image.
+  const int box = truth.map.nx();
+  const double reach = std::hypot(b.outer_radius_A, b.height_A / 2), limit = box / 2 * voxel_A;
+  if (reach > limit)
+    throw InputError(fmt::format("--disorder-belt-outer-radius-A, --disorder-belt-height-A: the belt reaches {:.4g} A "
+                                 "from the centre, beyond the box's inscribed sphere ({:.4g} A = {} px x {} A)",
+                                 reach, limit, box / 2, voxel_A));
+  RealGrid m = belt_envelope(box, voxel_A, b);
+  for (std::size_t i = 0; i < m.size(); ++i) m[i] *= 1 - truth.mask[i];
+  if (*std::max_element(m.values().begin(), m.values().end()) <= 0)
+    throw InputError("--disorder-belt-outer-radius-A: the belt lies wholly inside the protein's mask");
+  return m;
+}
+
+std::optional<DisorderOptions> disorder_options(const tp::Values& v, const Truth& truth, double voxel_A) {
+  if (!v.get<bool>("disorder")) return std::nullopt;
+  DisorderOptions d;
+  d.resolution_A =
+      v.get_optional<double>("disorder_resolution_A").value_or(std::max(kDisorderResolutionA, 4 * voxel_A));
+  if (d.resolution_A < 4 * voxel_A)
+    throw InputError(fmt::format("--disorder-resolution-A: {} A is finer than 4 pixels ({} A at {} A/px)",
+                                 d.resolution_A, 4 * voxel_A, voxel_A));
+  if (auto path = v.input_optional("disorder_mask"))
+    d.envelope =
+        tp::load_mask(*path, tp::LoadedVolume{truth.map, voxel_A}, "the map", v.get_optional<double>("pixel_A")).data;
+  else
+    d.envelope = belt_less_protein(v, truth, voxel_A);
+  const double protein_rms = masked_rms(truth.map, truth.mask);
+  d.rms = v.get<double>("disorder_amplitude") * protein_rms;
+  d.mean = v.get<double>("disorder_mean") * protein_rms;
+  return d;
 }
 
 SimulationOptions simulation_options(const tp::Values& v, double voxel_A) {
@@ -228,10 +346,18 @@ ParticleSet particle_set(const Simulator& sim, std::vector<Particle> particles) 
 
 void work(const tp::Values& v, tp::RunContext& ctx) {
   const Volumes vols = load_inputs(v);
-  const Simulator sim(vols.modules, simulation_options(v, vols.voxel_A));
+  const Truth truth = truth_of(vols);
+  SimulationOptions options = simulation_options(v, vols.voxel_A);
+  options.disorder = disorder_options(v, truth, vols.voxel_A);
+  const Simulator sim(vols.modules, std::move(options));
   const int box = sim.box();
   ctx.info(fmt::format("{} particles, box {} at {} A/px, {} module(s), noise sigma {:.4g}", sim.options().count, box,
                        vols.voxel_A, vols.modules.size(), sim.noise_sigma()));
+  if (const DisorderOptions* d = sim.options().disorder ? &*sim.options().disorder : nullptr)
+    ctx.info(fmt::format("disorder: {} envelope voxels, sigma {:.3g} px, RMS {:.4g} and mean {:.4g} inside the "
+                         "envelope (the protein's RMS inside its mask: {:.4g})",
+                         sim.disorder()->voxels(), sim.disorder()->sigma_px(), d->rms, d->mean,
+                         masked_rms(truth.map, truth.mask)));
 
   ctx.start();
   MrcStackWriter stack(ctx.path("particles.mrcs"), box, box, vols.voxel_A);
@@ -248,12 +374,14 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   set.base_dir = ctx.out_dir();
   tp::save_particles(ctx, set, "particles", "particles_star", "particles_sqlite");
 
-  RealGrid truth(box, box, box);
-  for (const auto& m : vols.modules)
-    for (std::size_t i = 0; i < truth.size(); ++i) truth[i] += m[i];
-  const float peak = *std::max_element(truth.values().begin(), truth.values().end());
-  tp::save_volume(ctx, "truth", "truth.mrc", truth, vols.voxel_A);
-  tp::save_volume(ctx, "truth_mask", "truth_mask.mrc", threshold_mask(truth, 0.05 * peak, 2, 4), vols.voxel_A);
+  tp::save_volume(ctx, "truth", "truth.mrc", truth.map, vols.voxel_A);
+  tp::save_volume(ctx, "truth_mask", "truth_mask.mrc", truth.mask, vols.voxel_A);
+  if (const Disorder* d = sim.disorder()) {
+    const DisorderOptions& o = *sim.options().disorder;
+    tp::save_volume(ctx, "disorder_mask", "disorder_mask.mrc", d->envelope(), vols.voxel_A,
+                    {{"resolution_A", o.resolution_A}, {"rms", o.rms}, {"mean", o.mean}});
+    tp::save_volume(ctx, "disorder_mean", "disorder_mean.mrc", d->mean_volume(), vols.voxel_A);
+  }
 
   if (vols.modules.size() > 1) {
     tp::Json modules = tp::Json::array();

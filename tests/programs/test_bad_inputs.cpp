@@ -282,8 +282,14 @@ void clear_ctf(const Maker&, ParticleSet& s) {
   for (Particle& p : s.particles) p.defocus_u_A = p.defocus_v_A = p.defocus_angle_deg = 0;
 }
 
+// The row with --disorder on (what its bad file or value is for).
+Row with_disorder(Row row) {
+  row.make = [make = row.make](Maker& m) { return plus(make(m), {"--disorder", "true"}); };
+  return row;
+}
+
 std::vector<Row> simulate_rows() {
-  const std::string s = "simulate";
+  const std::string s = "simulate", mask = "--disorder-mask";
   return {
       option("simulate_count_beyond_maximum", s, {"--count", "99999999999"}),
       option("simulate_count_beyond_free_disk", s, {"--phantom-box-px", "512", "--count", "9000000"}),
@@ -303,6 +309,17 @@ std::vector<Row> simulate_rows() {
                 test::write_text(out / "my_notes.txt", "mine\n");
               }),
       bad_out("simulate_out_is_a_file", s, [](const fs::path& out) { test::write_text(out, "a file\n"); }),
+      // The phantom's box is 64 at 3 A/px: its inscribed sphere has a radius of 96 A.
+      option("simulate_disorder_belt_beyond_box", s, {"--disorder", "true", "--disorder-belt-outer-radius-A", "100"}),
+      option("simulate_disorder_belt_outer_below_inner", s,
+             {"--disorder", "true", "--disorder-belt-outer-radius-A", "30", "--disorder-belt-inner-radius-A", "40"}),
+      option("simulate_disorder_resolution_finer_than_4_px", s,
+             {"--disorder", "true", "--disorder-resolution-A", "6"}),
+      option("simulate_disorder_negative_amplitude", s, {"--disorder", "true", "--disorder-amplitude", "-0.5"}),
+      with_disorder(bad_file("simulate_disorder_mask_wrong_box", s, mask, "belt48.mrc", volume(ramp(48)))),
+      with_disorder(bad_file("simulate_disorder_mask_above_one", s, mask, "belt2.mrc",
+                             volume(RealGrid(64, 64, 64, 2.0f)))),
+      with_disorder(bad_file("simulate_disorder_mask_all_zero", s, mask, "belt0.mrc", volume(RealGrid(64, 64, 64)))),
   };
 }
 

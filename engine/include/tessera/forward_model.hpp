@@ -56,6 +56,15 @@ cfloat origin_phase(double kx, double ky, int box, double origin_x_px, double or
 void expected_transform(const Projector& volume, const ModelPose& pose, const RealGrid* ctf, double scale,
                         ComplexGrid& out);
 
+/// The model's factors for a projection made otherwise (by the simulator's
+/// disordered component, say): multiplies `projection`, the half-complex
+/// transform ((N/2+1) x N) of a centred N x N projection P_A, in place by
+/// scale * CTF * the phase of pose's origin (pose.rotation is not used: P_A is
+/// already at it). expected_transform is Projector::project followed by this.
+/// Throws std::invalid_argument for a grid that is not half-complex N x N or a
+/// CTF of another shape.
+void apply_image_formation(const ModelPose& pose, const RealGrid* ctf, double scale, ComplexGrid& projection);
+
 /// The same at the points of a FourierDisk (alignment.hpp): out[j] for disk
 /// point j (out is resized to disk.size()), with the CTF read at disk.index[j].
 /// No radius limit but the disk's. Throws std::invalid_argument when the
