@@ -24,7 +24,7 @@ class FscRegularizer final : public Regularizer {
  public:
   HalfSetReconstruction reconstruct(const BackProjector& a, const BackProjector& b,
                                     const RegularizerContext& context) const override {
-    return reconstruct_halves(a, b, true, false, context.threads);
+    return reconstruct_halves(a, b, true, false, context.threads, context.band_limit_px);
   }
 };
 
