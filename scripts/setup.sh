@@ -15,7 +15,8 @@ build_pkgs=(build-essential cmake pkg-config libfftw3-dev libboost-program-optio
             libqt6opengl6-dev libgl-dev openmpi-bin libopenmpi-dev python3 python3-venv python3-tk)
 # The test suite also checks Tessera against RELION and opens windows under Xvfb; scripts/fuzz.sh
 # builds the fuzz harnesses with clang and libFuzzer (libclang-rt-dev: the default clang's runtimes).
-test_pkgs=(relion xvfb xauth clang libclang-rt-dev)
+# python3-gemmi: tests/benchmarks/pdb_to_map.py (atomic model -> density map, bench_refine_nu).
+test_pkgs=(relion xvfb xauth clang libclang-rt-dev python3-gemmi)
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -183,7 +183,7 @@ class HomogeneousStep final : public ParticleStep {
       const std::vector<cfloat> m = s.model(ctf, e, p.half_set);
       const double a = o_.minimize_scale ? s.least_squares_scale(f, m, s.kmax_px).value_or(p.scale) : p.scale;
       add_residual(s, f, m, a, acc);
-      BackProjector& bp = acc.half(p.half_set);
+      BackProjector& bp = acc.target(p.half_set, batch[k]);
       if (e.posterior.empty()) {
         insert_at(bp, f, ctf, e, a, 1.0, s.box);
       } else {

@@ -14,6 +14,7 @@
 #include "tessera/fft.hpp"
 #include "tessera/mask.hpp"
 #include "tessera/particle_images.hpp"  // for_each_particle: the engine's deterministic thread loop
+#include "tessera/projector.hpp"        // band_limited_box
 
 // Why the cross-validation error picks the right cut-off. Write held_k = s + n_k and train_k = s + m_k,
 // with s the signal and n_k, m_k the noise of disjoint particles: n_k is independent of m_k and has zero
@@ -46,6 +47,23 @@
 // Every comparison between neighbouring cut-offs is then made on one region, at the scale of the
 // wavelengths in question, and the held-out noise power (the constant above) cancels in each change
 // instead of adding a window-dependent fluctuation.
+//
+// The cropped grid (LocalFilterGrid::BandLimited). When no candidate exceeds c_max (highest_cutoff_px) and
+// the folds come from a reconstruction band-limited at or below c_max (nu_regularizer.cpp), the folds hold
+// nothing beyond the grid of such a reconstruction (band_limited_box: c_max + 3 shells, the same box at a
+// coarser voxel), so the training and held-out maps and every filtered training map are exact on it.
+// (Folds with content beyond lose it: the held-out part only adds a term common to all candidates and
+// its cross terms, and the training part is what the highest filters pass beyond the grid: a third of the
+// amplitude at c_max + 3 for c_max = 21 with Butterworth order 8. The tests measure that case too.) The
+// squared error is not exact: its band is twice the maps', so its content beyond the grid's Nyquist
+// aliases to low frequencies, which the windows of the highest candidates let through. That content comes
+// only from pairs of frequencies near the grid's edge, where the maps are weak; measured, it moves the
+// cut-offs by hundredths of a candidate step (bench_local_filter at box 128: median 0.02, max 0.3 steps
+// inside the mask; the tests bound it). A grid holding 1.3 c_max lowers that by a third at 1.7 to 2.4
+// times the cost. The windows have the same physical width on the grid (in its voxels sigma =
+// awf n / (2 sqrt(pi) c) for a grid of n, since c is in cycles per box), and the raw choice, smooth on the
+// scale of the narrowest window (0.85 n / c_max voxels), is interpolated trilinearly to the full box,
+// where the mask and the smoothing are applied exactly as on the full grid.
 
 namespace tessera {
 namespace {
@@ -72,6 +90,9 @@ void check_options(int box, const LocalFilterOptions& o) {
     throw std::invalid_argument(fmt::format("local filter: smooth_px must be >= 0, got {}", o.smooth_px));
   if (o.threads < 1)
     throw std::invalid_argument(fmt::format("local filter: threads must be at least 1, got {}", o.threads));
+  if (o.highest_cutoff_px && !(*o.highest_cutoff_px > 0 && std::isfinite(*o.highest_cutoff_px)))
+    throw std::invalid_argument(
+        fmt::format("local filter: highest_cutoff_px must be positive, got {}", *o.highest_cutoff_px));
 }
 
 void check_volume(const RealGrid& g, const std::string& name) {
@@ -136,29 +157,28 @@ void for_each_voxel_run(const RealGrid& g, int threads, F&& f) {
   for_each_slice(g.nz(), threads, [&](int z) { f(z * per_slice, (z + 1) * per_slice); });
 }
 
-// The sum over folds of (h_c * train_k - held_k)^2, voxel by voxel, into err.
-void fold_errors(const RealFft& plan, const std::vector<ComplexGrid>& train, std::span<const RealGrid* const> held,
-                 const std::vector<float>& table, int threads, ComplexGrid& spectrum, RealGrid& filtered,
-                 RealGrid& err) {
-  err.fill(0.0f);
-  for (std::size_t k = 0; k < train.size(); ++k) {
-    multiply_radial(train[k], table, spectrum, threads);
-    plan.inverse(spectrum, filtered);
-    const float* h = held[k]->data();
-    for_each_voxel_run(err, threads, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) {
-        const float d = filtered[i] - h[i];
-        err[i] += d * d;
-      }
-    });
+// A 3D plan of n^3 made once per call and executed many times, counting its transforms.
+class CountedFft {
+ public:
+  CountedFft(int n, int threads, int& count) : plan_(RealFft::plan_3d(n, n, n, threads)), count_(count) {}
+  void forward(const RealGrid& in, ComplexGrid& out) const {
+    plan_.forward(in, out);
+    ++count_;
   }
-}
+  void inverse(const ComplexGrid& in, RealGrid& out) const {
+    plan_.inverse(in, out);
+    ++count_;
+  }
+  int n() const { return plan_.nx(); }
 
-// Training spectra: for fold k the transform of the mean of the other folds.
-std::vector<ComplexGrid> training_spectra(const RealFft& plan, std::span<const RealGrid* const> folds) {
-  const std::size_t K = folds.size();
-  std::vector<ComplexGrid> f(K);
-  for (std::size_t k = 0; k < K; ++k) plan.forward(*folds[k], f[k]);
+ private:
+  RealFft plan_;
+  int& count_;
+};
+
+// Training spectra from the folds' spectra: for fold k the transform of the mean of the other folds.
+std::vector<ComplexGrid> training_spectra(std::vector<ComplexGrid> f) {
+  const std::size_t K = f.size();
   if (K == 2) {
     std::swap(f[0], f[1]);
     return f;
@@ -172,98 +192,94 @@ std::vector<ComplexGrid> training_spectra(const RealFft& plan, std::span<const R
   return f;
 }
 
-// g = w * g with w the normalized periodic Gaussian of standard deviation sigma_px voxels.
-void window_in_place(const RealFft& plan, RealGrid& g, double sigma_px, int threads, ComplexGrid& spectrum) {
+// The transform of a volume of n^3 (a corner-origin spectrum) cropped to a grid of m < n: the
+// frequencies with |k| < m / 2 on every axis (the Nyquist planes are dropped), scaled by (m / n)^3 so
+// that the inverse transform of m^3 samples the same band-limited function at the coarse voxels
+// (voxel i of the grid at position i n / m of the box).
+ComplexGrid crop_spectrum(const ComplexGrid& f, int n, int m) {
+  ComplexGrid out(m / 2 + 1, m, m);
+  const float scale = static_cast<float>(std::pow(double(m) / n, 3));
+  for (int z = 0; z < m; ++z) {
+    const int kz = fourier_index(z, m);
+    if (2 * std::abs(kz) >= m) continue;
+    for (int y = 0; y < m; ++y) {
+      const int ky = fourier_index(y, m);
+      if (2 * std::abs(ky) >= m) continue;
+      const cfloat* src = &f(0, fourier_storage(ky, n), fourier_storage(kz, n));
+      cfloat* dst = &out(0, y, z);
+      for (int x = 0; 2 * x < m; ++x) dst[x] = src[x] * scale;
+    }
+  }
+  return out;
+}
+
+// The grid on which the folds are compared: their training spectra and held-out maps.
+struct CrossValidationGrid {
+  std::vector<ComplexGrid> train;
+  std::vector<RealGrid> cropped_held;  // the held-out folds on a cropped grid (empty on the full box)
+  std::vector<const RealGrid*> held;   // the held-out folds on the grid (into cropped_held or the input)
+};
+
+CrossValidationGrid cross_validation_grid(const CountedFft& full, const CountedFft* cropped,
+                                          std::span<const RealGrid* const> folds) {
+  CrossValidationGrid g;
+  std::vector<ComplexGrid> spectra(folds.size());
+  for (std::size_t k = 0; k < folds.size(); ++k) full.forward(*folds[k], spectra[k]);
+  if (!cropped) {
+    g.held.assign(folds.begin(), folds.end());
+  } else {
+    g.cropped_held.resize(folds.size());
+    for (std::size_t k = 0; k < folds.size(); ++k) {
+      spectra[k] = crop_spectrum(spectra[k], full.n(), cropped->n());
+      cropped->inverse(spectra[k], g.cropped_held[k]);
+      g.held.push_back(&g.cropped_held[k]);
+    }
+  }
+  g.train = training_spectra(std::move(spectra));
+  return g;
+}
+
+// The sum over folds of (h_c * train_k - held_k)^2, voxel by voxel, into err.
+void fold_errors(const CountedFft& plan, const CrossValidationGrid& cv, const std::vector<float>& table,
+                 int threads, ComplexGrid& spectrum, RealGrid& filtered, RealGrid& err) {
+  err.fill(0.0f);
+  for (std::size_t k = 0; k < cv.train.size(); ++k) {
+    multiply_radial(cv.train[k], table, spectrum, threads);
+    plan.inverse(spectrum, filtered);
+    const float* h = cv.held[k]->data();
+    for_each_voxel_run(err, threads, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        const float d = filtered[i] - h[i];
+        err[i] += d * d;
+      }
+    });
+  }
+}
+
+// g = w * g with w the normalized periodic Gaussian of standard deviation sigma_px voxels of g.
+void window_in_place(const CountedFft& plan, RealGrid& g, double sigma_px, int threads, ComplexGrid& spectrum) {
   plan.forward(g, spectrum);
   multiply_radial(spectrum, gaussian_table(g.nx(), sigma_px), spectrum, threads);
   plan.inverse(spectrum, g);
 }
 
-// Gaussian smoothing (periodic) of the cut-offs over the voxels where inside is 1, normalized by the
-// smoothed inside indicator: a voxel near the mask's edge averages only inside voxels.
-void smooth_cutoffs(const RealFft& plan, RealGrid& cutoff, const RealGrid* inside, double sigma_px,
-                    double outside_value, int threads) {
+// The arg-min of the windowed scores (WindowScheme) over the candidates at each voxel of the grid,
+// before mask and smoothing. Frequencies are in cycles per box on any grid, so the filters are the
+// same functions of k, and a window of W = awf n / c voxels of a grid of n is the same physical width
+// on every grid.
+RealGrid raw_choice(const CountedFft& plan, const CrossValidationGrid& cv, const std::vector<double>& candidates,
+                    const LocalFilterOptions& options) {
+  const int n = plan.n(), threads = options.threads;
   ComplexGrid spectrum;
-  auto smooth = [&](RealGrid& g) { window_in_place(plan, g, sigma_px, threads, spectrum); };
-  if (!inside) {
-    smooth(cutoff);
-    return;
-  }
-  RealGrid weight = *inside;
-  for (std::size_t i = 0; i < cutoff.size(); ++i) cutoff[i] *= (*inside)[i];
-  smooth(cutoff);
-  smooth(weight);
-  for (std::size_t i = 0; i < cutoff.size(); ++i) {
-    const bool in = (*inside)[i] > 0.5f && weight[i] > 1e-6f;
-    cutoff[i] = in ? cutoff[i] / weight[i] : static_cast<float>(outside_value);
-  }
-}
-
-}  // namespace
-
-std::vector<double> local_filter_candidates_px(int box, const LocalFilterOptions& options) {
-  check_options(box, options);
-  const double lo = options.lowest_cutoff_px, hi = box / 2;
-  std::vector<double> c(static_cast<std::size_t>(options.cutoffs));
-  for (int j = 0; j < options.cutoffs; ++j) c[j] = lo + (hi - lo) * j / (options.cutoffs - 1);
-  c.back() = hi;
-  return c;
-}
-
-double local_filter_response(FilterShape shape, int butterworth_order, double radius_px, double cutoff_px) {
-  const double q = radius_px / cutoff_px;
-  switch (shape) {
-    case FilterShape::Butterworth: {
-      double q2n = 1.0;  // (q^2)^n by repeated multiplication: exact and fast for integer n
-      for (int i = 0; i < butterworth_order; ++i) q2n *= q * q;
-      return 1.0 / std::sqrt(1.0 + q2n);
-    }
-    case FilterShape::Rectangular:
-      return radius_px <= cutoff_px ? 1.0 : 0.0;
-    case FilterShape::Gaussian:
-      return std::exp(-0.5 * std::numbers::ln2 * q * q);
-  }
-  throw std::invalid_argument("local_filter_response: unknown filter shape");
-}
-
-LocalFilterChoice choose_local_cutoffs(std::span<const RealGrid* const> folds, const RealGrid* mask_or_null,
-                                       const LocalFilterOptions& options) {
-  if (folds.size() < 2)
-    throw std::invalid_argument(fmt::format(
-        "local filter: cross-validation needs at least 2 folds (maps from disjoint particles), got {}",
-        folds.size()));
-  for (std::size_t k = 0; k < folds.size(); ++k)
-    if (!folds[k]) throw std::invalid_argument(fmt::format("local filter: fold {} is null", k));
-  check_volume(*folds[0], "fold 0");
-  for (std::size_t k = 0; k < folds.size(); ++k) {
-    check_same_shape(*folds[k], *folds[0], fmt::format("fold {}", k));
-    check_finite(*folds[k], fmt::format("fold {}", k));
-  }
-  const int box = folds[0]->nx();
-  const std::vector<double> candidates = local_filter_candidates_px(box, options);
-  RealGrid inside;
-  if (mask_or_null) {
-    check_same_shape(*mask_or_null, *folds[0], "the mask");
-    check_mask(*mask_or_null, "local filter mask");
-    inside = RealGrid(box, box, box);
-    for (std::size_t i = 0; i < inside.size(); ++i) inside[i] = (*mask_or_null)[i] > 0.0f ? 1.0f : 0.0f;
-  }
-
-  const int threads = options.threads;
-  const RealFft plan = RealFft::plan_3d(box, box, box, threads);
-  const std::vector<ComplexGrid> train = training_spectra(plan, folds);
-  ComplexGrid spectrum;
-  RealGrid scratch, err(box, box, box), previous_err, score(box, box, box);
+  RealGrid scratch, err(n, n, n), previous_err, score(n, n, n);
   // Increments: score = error of the candidate minus the lowest candidate's, so the lowest scores 0.
   const bool increments = options.window == WindowScheme::Increments;
-  RealGrid best_score(box, box, box, increments ? 0.0f : std::numeric_limits<float>::infinity());
-  LocalFilterChoice choice{RealGrid(box, box, box, static_cast<float>(candidates.front()))};
-  RealGrid& best = choice.cutoff_px;
-
+  RealGrid best_score(n, n, n, increments ? 0.0f : std::numeric_limits<float>::infinity());
+  RealGrid best(n, n, n, static_cast<float>(candidates.front()));
   for (std::size_t j = 0; j < candidates.size(); ++j) {
     const double c = candidates[j];
-    fold_errors(plan, train, folds, filter_table(box, options, c), threads, spectrum, scratch, err);
-    const double sigma = options.awf * box / c / (2.0 * std::sqrt(std::numbers::pi));  // see the top of this file
+    fold_errors(plan, cv, filter_table(n, options, c), threads, spectrum, scratch, err);
+    const double sigma = options.awf * n / c / (2.0 * std::sqrt(std::numbers::pi));  // see the top of this file
     if (increments) {
       if (j == 0) {
         previous_err = err;
@@ -290,12 +306,137 @@ LocalFilterChoice choose_local_cutoffs(std::span<const RealGrid* const> folds, c
       }
     });
   }
+  return best;
+}
+
+// Trilinear interpolation (periodic) of a grid of m^3 onto the box of n^3 it covers: voxel x of the box
+// lies at x m / n of the grid.
+RealGrid interpolate_to_box(const RealGrid& g, int n, int threads) {
+  const int m = g.nx();
+  std::vector<int> i0(n), i1(n);
+  std::vector<float> f(n);
+  for (int x = 0; x < n; ++x) {
+    const double u = double(x) * m / n;
+    i0[x] = static_cast<int>(std::floor(u));
+    f[x] = static_cast<float>(u - i0[x]);
+    i1[x] = (i0[x] + 1) % m;
+  }
+  RealGrid out(n, n, n);
+  for_each_slice(n, threads, [&](int z) {
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        auto at = [&](int zz, int yy) {
+          return (1 - f[x]) * g(i0[x], yy, zz) + f[x] * g(i1[x], yy, zz);
+        };
+        const float lo = (1 - f[y]) * at(i0[z], i0[y]) + f[y] * at(i0[z], i1[y]);
+        const float hi = (1 - f[y]) * at(i1[z], i0[y]) + f[y] * at(i1[z], i1[y]);
+        out(x, y, z) = (1 - f[z]) * lo + f[z] * hi;
+      }
+  });
+  return out;
+}
+
+// Gaussian smoothing (periodic) of the cut-offs over the voxels where inside is 1, normalized by the
+// smoothed inside indicator: a voxel near the mask's edge averages only inside voxels.
+void smooth_cutoffs(const CountedFft& plan, RealGrid& cutoff, const RealGrid* inside, double sigma_px,
+                    double outside_value, int threads) {
+  ComplexGrid spectrum;
+  auto smooth = [&](RealGrid& g) { window_in_place(plan, g, sigma_px, threads, spectrum); };
+  if (!inside) {
+    smooth(cutoff);
+    return;
+  }
+  RealGrid weight = *inside;
+  for (std::size_t i = 0; i < cutoff.size(); ++i) cutoff[i] *= (*inside)[i];
+  smooth(cutoff);
+  smooth(weight);
+  for (std::size_t i = 0; i < cutoff.size(); ++i) {
+    const bool in = (*inside)[i] > 0.5f && weight[i] > 1e-6f;
+    cutoff[i] = in ? cutoff[i] / weight[i] : static_cast<float>(outside_value);
+  }
+}
+
+}  // namespace
+
+std::vector<double> local_filter_candidates_px(int box, const LocalFilterOptions& options) {
+  check_options(box, options);
+  const double lo = options.lowest_cutoff_px, hi = box / 2;
+  std::vector<double> c(static_cast<std::size_t>(options.cutoffs));
+  for (int j = 0; j < options.cutoffs; ++j) c[j] = lo + (hi - lo) * j / (options.cutoffs - 1);
+  c.back() = hi;
+  if (options.highest_cutoff_px) {
+    std::size_t keep = 2;
+    while (keep < c.size() && c[keep - 1] < *options.highest_cutoff_px) ++keep;
+    c.resize(keep);
+  }
+  return c;
+}
+
+double local_filter_response(FilterShape shape, int butterworth_order, double radius_px, double cutoff_px) {
+  const double q = radius_px / cutoff_px;
+  switch (shape) {
+    case FilterShape::Butterworth: {
+      double q2n = 1.0;  // (q^2)^n by repeated multiplication: exact and fast for integer n
+      for (int i = 0; i < butterworth_order; ++i) q2n *= q * q;
+      return 1.0 / std::sqrt(1.0 + q2n);
+    }
+    case FilterShape::Rectangular:
+      return radius_px <= cutoff_px ? 1.0 : 0.0;
+    case FilterShape::Gaussian:
+      return std::exp(-0.5 * std::numbers::ln2 * q * q);
+  }
+  throw std::invalid_argument("local_filter_response: unknown filter shape");
+}
+
+int local_filter_grid_box(int box, const LocalFilterOptions& options) {
+  const std::vector<double> c = local_filter_candidates_px(box, options);
+  if (options.grid == LocalFilterGrid::Full || !options.highest_cutoff_px) return box;
+  return band_limited_box(box, c.back());
+}
+
+LocalFilterChoice choose_local_cutoffs(std::span<const RealGrid* const> folds, const RealGrid* mask_or_null,
+                                       const LocalFilterOptions& options) {
+  if (folds.size() < 2)
+    throw std::invalid_argument(fmt::format(
+        "local filter: cross-validation needs at least 2 folds (maps from disjoint particles), got {}",
+        folds.size()));
+  for (std::size_t k = 0; k < folds.size(); ++k)
+    if (!folds[k]) throw std::invalid_argument(fmt::format("local filter: fold {} is null", k));
+  check_volume(*folds[0], "fold 0");
+  for (std::size_t k = 0; k < folds.size(); ++k) {
+    check_same_shape(*folds[k], *folds[0], fmt::format("fold {}", k));
+    check_finite(*folds[k], fmt::format("fold {}", k));
+  }
+  const int box = folds[0]->nx();
+  const std::vector<double> candidates = local_filter_candidates_px(box, options);
+  RealGrid inside;
+  if (mask_or_null) {
+    check_same_shape(*mask_or_null, *folds[0], "the mask");
+    check_mask(*mask_or_null, "local filter mask");
+    inside = RealGrid(box, box, box);
+    for (std::size_t i = 0; i < inside.size(); ++i) inside[i] = (*mask_or_null)[i] > 0.0f ? 1.0f : 0.0f;
+  }
+
+  LocalFilterChoice choice;
+  LocalFilterCost& cost = choice.cost;
+  cost.box = box;
+  cost.grid_box = local_filter_grid_box(box, options);
+  const CountedFft full(box, options.threads, cost.transforms_full);
+  RealGrid& best = choice.cutoff_px;
+  if (cost.grid_box < box) {
+    const CountedFft cropped(cost.grid_box, options.threads, cost.transforms_grid);
+    const RealGrid raw = raw_choice(cropped, cross_validation_grid(full, &cropped, folds), candidates, options);
+    best = interpolate_to_box(raw, box, options.threads);
+  } else {
+    best = raw_choice(full, cross_validation_grid(full, nullptr, folds), candidates, options);
+  }
 
   if (mask_or_null)
     for (std::size_t i = 0; i < best.size(); ++i)
       if (inside[i] == 0.0f) best[i] = static_cast<float>(candidates.front());
   if (options.smooth_px > 0)
-    smooth_cutoffs(plan, best, mask_or_null ? &inside : nullptr, options.smooth_px, candidates.front(), threads);
+    smooth_cutoffs(full, best, mask_or_null ? &inside : nullptr, options.smooth_px, candidates.front(),
+                   options.threads);
   // Smoothing is an average of candidates, so it stays within their range up to the FFT's rounding.
   for (float& v : best.values())
     v = std::clamp(v, static_cast<float>(candidates.front()), static_cast<float>(candidates.back()));

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <numeric>
+#include <stdexcept>
 
 #include "refine_internal.hpp"
 #include "tessera/fsc.hpp"
@@ -75,6 +76,24 @@ void update_convergence(RefineState& st, const RefineOptions& o, bool global, do
     st.final_passes_left = o.final_passes;
   }
   st.done = st.final_passes_left == 0 || st.iteration >= o.max_iterations;
+}
+
+// Quantiles (kLocalResolutionQuantiles) of the local resolution, box * pixel_A / cut-off, over
+// the voxels where the mask exceeds 0.5 (all voxels when none does).
+std::vector<double> local_resolution_quantiles_A(const RealGrid& cutoff_px, const RealGrid& mask, double pixel_A) {
+  const double span_A = cutoff_px.nx() * pixel_A;
+  std::vector<double> res, all;
+  for (std::size_t i = 0; i < cutoff_px.size(); ++i) {
+    const double r = span_A / std::max(1e-6, double(cutoff_px[i]));
+    all.push_back(r);
+    if (mask.size() == cutoff_px.size() && mask[i] > 0.5f) res.push_back(r);
+  }
+  if (res.empty()) res = std::move(all);
+  std::sort(res.begin(), res.end());
+  std::vector<double> q;
+  for (double f : kLocalResolutionQuantiles)
+    q.push_back(res[std::min(res.size() - 1, static_cast<std::size_t>(f * double(res.size())))]);
+  return q;
 }
 
 constexpr long kBatch = 8;  // particles handed to the step at once
@@ -152,7 +171,10 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
                        st.reference_greyscale));
   const IterationContext c = iteration_context(st, o, box, pixel_A, global);
   const std::vector<long> which = batch(st, o, t, global);
-  auto acc = std::make_unique<Accumulator>(box, o.symmetry, st.noise_power);
+  const int folds = reg.folds_per_half();
+  auto acc = std::make_unique<Accumulator>(
+      box, o.symmetry, st.noise_power,
+      folds > 1 ? cross_validation_folds(st.particles, folds) : std::vector<int>(), folds);
   std::vector<double> mine;
   std::exception_ptr failure;
   try {
@@ -170,8 +192,10 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   // The leader's new maps from the accumulator, band-limited or not.
   auto regularize = [&](std::optional<double> band_limit_px) {
     if (!comm.leader()) return;
-    const RegularizerContext rc{st.mask, pixel_A, st.resolution_A, t, o.symmetry, c.threads, band_limit_px};
+    const RegularizerContext rc{st.mask,    pixel_A,       st.resolution_A, t, o.symmetry, c.threads, band_limit_px,
+                                acc->folds_a(), acc->folds_b()};
     HalfSetReconstruction r = reg.reconstruct(acc->a(), acc->b(), rc);
+    st.local_cutoff_px = std::move(r.local_cutoff_px);
     st.half_a = std::move(r.half_a);
     st.half_b = std::move(r.half_b);
     st.raw_a = std::move(r.raw_a);
@@ -211,6 +235,8 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   is.mean_angle_change_deg = ch.angle_deg / moved;
   is.mean_shift_change_px = ch.shift_px / moved;
   is.mean_scale = ch.scale / moved;
+  if (!st.local_cutoff_px.empty())
+    is.local_resolution_quantiles_A = local_resolution_quantiles_A(st.local_cutoff_px, st.mask, pixel_A);
   is.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   st.history.push_back(is);
   if (cb.log)
@@ -218,16 +244,51 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
                        "mean change {:.2f} deg {:.2f} px, mean scale {:.3f}, {:.1f} s",
                        t, global ? "global" : "local", is.aligned, is.align_res_A, is.resolution_A,
                        is.mean_angle_change_deg, is.mean_shift_change_px, is.mean_scale, is.wall_s));
+  if (cb.log && !is.local_resolution_quantiles_A.empty()) {
+    const auto& q = is.local_resolution_quantiles_A;
+    cb.log(fmt::format("  local resolution inside the mask (A): 5% {:.2f}, 25% {:.2f}, median {:.2f}, 75% {:.2f}, "
+                       "95% {:.2f}",
+                       q[0], q[1], q[2], q[3], q[4]));
+  }
 }
 
 }  // namespace
 
 std::unique_ptr<Regularizer> make_fsc_regularizer() { return std::make_unique<FscRegularizer>(); }
 
-Accumulator::Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power)
-    : a_(box, 2, {}, symmetry, AccumulationQuanta::for_power(*std::max_element(noise_power.begin(), noise_power.end()))),
-      b_(box, 2, {}, symmetry, a_.quanta()), residual_quantum_(noise_power.size()), residual_(noise_power.size(), 0),
+std::vector<int> cross_validation_folds(const ParticleSet& set, int folds) {
+  if (folds < 1) throw std::invalid_argument("cross_validation_folds: folds must be at least 1");
+  std::vector<int> fold(set.particles.size());
+  long seen[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < fold.size(); ++i) {
+    const int h = std::clamp(set.particles[i].half_set, 0, 2);
+    fold[i] = static_cast<int>(seen[h]++ % folds);
+  }
+  return fold;
+}
+
+namespace {
+
+std::vector<BackProjector> fold_projectors(int box, const std::vector<Mat3>& symmetry, AccumulationQuanta quanta,
+                                           int folds) {
+  std::vector<BackProjector> v;
+  v.reserve(static_cast<std::size_t>(folds));
+  for (int k = 0; k < folds; ++k) v.emplace_back(box, 2, std::nullopt, symmetry, quanta);
+  return v;
+}
+
+}  // namespace
+
+Accumulator::Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power,
+                         std::vector<int> fold_of_particle, int folds)
+    : fold_of_(std::move(fold_of_particle)), residual_quantum_(noise_power.size()), residual_(noise_power.size(), 0),
       count_(noise_power.size(), 0) {
+  if (folds < 1 || (folds > 1 && fold_of_.empty()))
+    throw std::invalid_argument("Accumulator: more than one fold needs every particle's fold");
+  const AccumulationQuanta q =
+      AccumulationQuanta::for_power(*std::max_element(noise_power.begin(), noise_power.end()));
+  a_ = fold_projectors(box, symmetry, q, folds);
+  b_ = fold_projectors(box, symmetry, q, folds);
   // One particle's residual in a shell is about (components in the shell) x (its power): 2^-30 of
   // the power leaves 2^33 / (4 box) particles of room (over 10^7 at box 256).
   for (std::size_t s = 0; s < noise_power.size(); ++s)
@@ -243,9 +304,35 @@ void Accumulator::add_residual(const std::vector<double>& power, const std::vect
   }
 }
 
+BackProjector& Accumulator::target(int half_set, long particle) {
+  std::vector<BackProjector>& folds = half_set == 1 ? a_ : b_;
+  if (folds.size() == 1) return folds.front();
+  return folds[static_cast<std::size_t>(fold_of_.at(static_cast<std::size_t>(particle)))];
+}
+
+const BackProjector& Accumulator::sum_of(std::vector<BackProjector>& folds, std::optional<BackProjector>& sum) {
+  if (folds.size() == 1) return folds.front();
+  if (!sum) {  // integer sums: exactly the back-projector one fold per half would hold
+    sum.emplace(folds.front());
+    for (std::size_t k = 1; k < folds.size(); ++k) sum->add(folds[k]);
+  }
+  return *sum;
+}
+
+const BackProjector& Accumulator::a() { return sum_of(a_, sum_a_); }
+const BackProjector& Accumulator::b() { return sum_of(b_, sum_b_); }
+
+std::span<const BackProjector> Accumulator::folds_a() const {
+  return a_.size() > 1 ? std::span<const BackProjector>(a_) : std::span<const BackProjector>();
+}
+
+std::span<const BackProjector> Accumulator::folds_b() const {
+  return b_.size() > 1 ? std::span<const BackProjector>(b_) : std::span<const BackProjector>();
+}
+
 void Accumulator::reduce(Communicator& comm) {
-  comm.sum_to_leader(a_.sums());
-  comm.sum_to_leader(b_.sums());
+  for (BackProjector& bp : a_) comm.sum_to_leader(bp.sums());
+  for (BackProjector& bp : b_) comm.sum_to_leader(bp.sums());
   comm.sum_all(residual_);
   comm.sum_all(count_);
 }

@@ -27,6 +27,8 @@ IterationStats stats_from(const nlohmann::json& j) {
   s.mean_shift_change_px = j.at(key::mean_shift_change_px);
   s.mean_scale = j.at(key::mean_scale);
   s.wall_s = j.at(key::wall_s);
+  if (j.contains(key::local_resolution_quantiles_A))
+    s.local_resolution_quantiles_A = j.at(key::local_resolution_quantiles_A).get<std::vector<double>>();
   return s;
 }
 
@@ -41,7 +43,8 @@ nlohmann::ordered_json iteration_json(const IterationStats& s) {
           {key::mean_angle_change_deg, s.mean_angle_change_deg},
           {key::mean_shift_change_px, s.mean_shift_change_px},
           {key::mean_scale, s.mean_scale},
-          {key::wall_s, s.wall_s}};
+          {key::wall_s, s.wall_s},
+          {key::local_resolution_quantiles_A, s.local_resolution_quantiles_A}};
 }
 
 // Each iteration's state is one folder, state/iter_NNN, written completely before the
@@ -59,6 +62,7 @@ void save_state(const fs::path& out_dir, const RefineState& st, double pixel_A) 
   write_mrc(dir / "raw_A.mrc", st.raw_a, pixel_A);
   write_mrc(dir / "raw_B.mrc", st.raw_b, pixel_A);
   write_mrc(dir / "mask.mrc", st.mask, pixel_A);
+  if (!st.local_cutoff_px.empty()) write_mrc(dir / "local_cutoff_px.mrc", st.local_cutoff_px, pixel_A);
   nlohmann::ordered_json j = {{"iteration", st.iteration},
                       {"fsc", st.fsc},
                       {"resolution_A", st.resolution_A},
@@ -94,6 +98,7 @@ std::optional<RefineState> load_state(const fs::path& out_dir) {
     st.raw_a = read_mrc(dir / "raw_A.mrc").data;
     st.raw_b = read_mrc(dir / "raw_B.mrc").data;
     st.mask = read_mrc(dir / "mask.mrc").data;
+    if (fs::exists(dir / "local_cutoff_px.mrc")) st.local_cutoff_px = read_mrc(dir / "local_cutoff_px.mrc").data;
     st.iteration = j.at("iteration");
     st.fsc = j.at("fsc").get<std::vector<double>>();
     st.resolution_A = j.at("resolution_A");

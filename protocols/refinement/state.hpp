@@ -1,7 +1,7 @@
 #pragma once
 // Saving and loading a refinement's state after each finished iteration, for
 // --continue: <out>/state/iter_NNN/{particles.star, half_A.mrc, half_B.mrc, raw_A.mrc, raw_B.mrc,
-// mask.mrc, state.json}, and <out>/state/current naming the last complete folder (written after
+// mask.mrc, state.json; local_cutoff_px.mrc from a local filter}, and <out>/state/current naming the last complete folder (written after
 // it, atomically, so an iteration's files are one unit whatever moment a kill comes); doubles are
 // stored in shortest round-trip form, so a resumed run continues bit for bit. Shared by every
 // refinement program (tessera_refinement_protocol).

@@ -1,7 +1,8 @@
 #pragma once
-/// What the benchmark programs (bench_refine_homo, bench_scale) share: running a
-/// job and measuring what it cost, the simulated dataset, the refinement
-/// commands of Tessera and RELION 3.1, and the figures read from their outputs.
+/// What the benchmark programs (bench_refine_homo, bench_scale, bench_refine_nu)
+/// share: running a job and measuring what it cost, the simulated dataset, the
+/// refinement commands of Tessera and RELION 3.1, the figures read from their
+/// outputs, and results cached per command (--reuse).
 ///
 /// A dataset lives in one work folder: sim/ (tessera_simulate's output, whose
 /// particles.star holds the true poses), sim/particles_input.star (the same
@@ -14,6 +15,7 @@
 /// that cannot be read) throw std::runtime_error with one line.
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -54,17 +56,39 @@ std::optional<std::filesystem::path> truth_7ddo();
 /// when present, else the built-in phantom at 3 A/px.
 std::string default_volume_option();
 
+/// What simulate() changes of relion_7DDO's recipe.
+struct SimulationSettings {
+  double snr = 0.1;   ///< signal variance / noise variance over the box
+  std::string extra;  ///< more tessera_simulate options (e.g. "--disorder true ...")
+};
+
+/// The tessera_simulate command of simulate(), to be run in the work folder.
+std::string simulate_command(const std::string& volume_option, long count, int threads,
+                             const SimulationSettings& settings);
+
 /// Simulates `count` particles into work/sim (replacing it) as relion_7DDO was
 /// made: SNR 0.1 (signal variance / noise variance over the box), defocus
-/// 1-2.5 um, astigmatism up to 600 A, origins sigma 3 A, seed 42.
-/// volume_option: default_volume_option() or "--volume FILE". Log: work/sim.log.
-void simulate(const std::filesystem::path& work, const std::string& volume_option, long count, int threads);
+/// 1-2.5 um, astigmatism up to 600 A, origins sigma 3 A, seed 42; `settings`
+/// changes the SNR and adds options. volume_option: default_volume_option() or
+/// "--volume FILE". Log: work/sim.log.
+void simulate(const std::filesystem::path& work, const std::string& volume_option, long count, int threads,
+              const SimulationSettings& settings = {});
+
+/// Whether work/sim holds a finished simulation made as `key` says (the text
+/// mark_simulation() wrote in work/simulation.key): --reuse keeps it then.
+bool simulation_matches(const std::filesystem::path& work, const std::string& key);
+void mark_simulation(const std::filesystem::path& work, const std::string& key);
 
 /// A simulated dataset ready for refinement.
 struct Dataset {
   std::filesystem::path work;
   MrcMap truth;            ///< sim/truth.mrc
   ParticleSet true_poses;  ///< sim/particles.star
+  RealGrid protein_mask;   ///< sim/truth_mask.mrc: tessera_simulate's soft mask of the truth
+  /// The truth's point group (RELION's name): angular errors are measured to the
+  /// nearest pose that gives the same projection (the refined pose times a
+  /// symmetry matrix), whatever symmetry the refinement imposed.
+  std::string symmetry = "C1";
   int box() const { return truth.data.nx(); }
   double pixel_A() const { return truth.voxel_A; }
 };
@@ -86,6 +110,10 @@ Dataset prepare_refinement(const std::filesystem::path& work, RelionGroups group
 /// tessera_refine_homo from the 40 A reference into `out` (relative to the work
 /// folder); `extra`: more options. Put mpirun_prefix() before it for MPI ranks.
 std::string tessera_refine_command(const std::string& out, int threads, const std::string& extra);
+/// The same with another refinement program of this build taking
+/// tessera_refine_homo's options (e.g. "tessera_refine_nu").
+std::string tessera_refine_command(const std::string& program, const std::string& out, int threads,
+                                   const std::string& extra);
 
 /// relion_refine_mpi as in ../shared/data/relion_7DDO/README.md (1 master + 2
 /// workers, --j 1), writing ../relion/run_*, to be run in sim/. The particle
@@ -95,17 +123,24 @@ std::string tessera_refine_command(const std::string& out, int threads, const st
 std::string relion_refine_command(double pixel_A);
 
 /// How well a refinement found the truth.
+/// Resolutions that stay above the threshold up to Nyquist read 2 x pixel.
 struct Quality {
-  double res_vs_truth_A = 0;    ///< FSC 0.5 of the half-map average against the truth
-  double gsfsc_A = 0;           ///< FSC 0.143 between the half maps, unmasked
+  double res_vs_truth_A = 0;  ///< FSC 0.5 of the half-map average against the truth
+  /// The same with both maps multiplied by the dataset's protein mask: the
+  /// protein alone, whatever the map holds around it (a micelle, noise).
+  double res_vs_truth_masked_A = 0;
+  double gsfsc_A = 0;  ///< FSC 0.143 between the half maps, unmasked
+  /// The run's own GSFSC: fsc.json's corrected@0.143 (tight mask, phase
+  /// randomization); 0 for RELION.
+  double gsfsc_run_A = 0;
   double median_angle_deg = 0;  ///< angular error to the true poses
   double p90_angle_deg = 0;
   double median_shift_A = 0;
   int iterations = 0;  ///< iterations the program ran
 };
 
-/// Quality of tessera_refine_homo's run folder `out` (absolute); iterations
-/// are its "iteration" events in run.log.jsonl.
+/// Quality of a Tessera refinement's run folder `out` (absolute; tessera_refine_homo,
+/// tessera_refine_nu); iterations are its "iteration" events in run.log.jsonl.
 Quality tessera_quality(const std::filesystem::path& out, const Dataset& d);
 /// Quality of RELION's auto-refine that wrote `dir`/run_*; iterations are the
 /// highest NNN of its run_itNNN_optimiser.star files.
@@ -113,5 +148,61 @@ Quality relion_quality(const std::filesystem::path& dir, const Dataset& d);
 
 /// a / b with two decimals, "-" when b is not positive.
 std::string ratio(double a, double b);
+
+/// A file's whole text ("" when it can not be read).
+std::string read_file(const std::filesystem::path& file);
+
+/// Size and FNV-1a hash of a file's bytes: a rebuilt program gets a new one.
+std::string file_fingerprint(const std::filesystem::path& file);
+
+/// One program's run on one dataset, and what it gave.
+struct Result {
+  int box = 0;
+  double pixel_A = 0;
+  long count = 0;
+  std::string program;  ///< "Tessera 2t", "RELION", "NU"
+  std::string state;    ///< "done", or why there are no figures
+  JobCost cost;
+  Quality quality;
+  bool earlier_build = false;  ///< cached from another build of the program (shown when it is not run)
+  bool done() const { return state == "done"; }
+  bool is_relion() const { return program == "RELION"; }
+};
+
+/// What a cached result depends on besides its dataset: the command and the program's binary.
+struct JobKey {
+  std::string command;
+  std::string binary;  ///< file_fingerprint of the program, "" when not tracked (RELION)
+};
+
+/// One run of a program on a dataset.
+struct Job {
+  std::string program;  ///< Result::program
+  std::string name;     ///< file stem: "tessera_2t", "relion"
+  JobKey key;
+  std::filesystem::path run_in;  ///< working directory of the command
+  std::filesystem::path out;     ///< the run's folder, emptied first
+  Quality (*quality)(const std::filesystem::path&, const Dataset&);
+  std::string failure;              ///< state of a failed run
+  bool may_run = true;              ///< false: only a cached result is shown
+  std::optional<std::string> skip;  ///< why it can not run here
+};
+
+/// Runs `job` on dataset `d` (made as `simulation_key` says), its log in
+/// d.work/<name>.log, and caches the figures in d.work/result_<name>.json.
+/// With may_reuse, a cached result of the same command and simulation is
+/// returned instead when the binary is the same or the job may not run (then
+/// marked earlier_build when the binary differs). A job that is skipped or
+/// fails gives a Result whose state says why.
+Result run_or_reuse(const Dataset& d, const std::string& simulation_key, const Job& job, bool may_reuse);
+
+/// A bad command line: bench_main prints it and exits 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A benchmark's main: runs run(argc, argv); a UsageError ends it with exit code 2, any other
+/// exception with 1, each printed as one line.
+int bench_main(int argc, char** argv, int (*run)(int, char**));
 
 }  // namespace tessera::bench

@@ -101,11 +101,4 @@ int run_benchmark(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run_benchmark(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "ERROR: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tessera::bench::bench_main(argc, argv, run_benchmark); }

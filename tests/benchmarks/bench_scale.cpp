@@ -68,13 +68,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -89,10 +86,6 @@ using namespace tessera;
 using namespace tessera::bench;
 
 namespace {
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 struct TesseraConfig {
   std::string name;  ///< "2t", "2r"
@@ -201,13 +194,6 @@ RealGrid resample_fourier(const RealGrid& v, int n_out) {
   return out;
 }
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A dataset and the text that says how it was made (a result is reused only for the same text).
 struct SimulatedSet {
   Dataset data;
@@ -218,122 +204,15 @@ SimulatedSet make_dataset(const Options& o, const MrcMap& base, const std::strin
   const fs::path dir = o.work / fmt::format("b{}_n{}", box, count);
   const std::string key = fmt::format("{} resampled to box {}; {} particles; one RELION group", source, box, count);
   fs::create_directories(dir);
-  if (!o.reuse || read_file(dir / "simulation.key") != key || !fs::exists(dir / "sim/particles.star")) {
+  if (!o.reuse || !simulation_matches(dir, key)) {
     fs::remove(dir / "simulation.key");
     const double px = base.voxel_A * base.data.nx() / box;
     write_mrc(dir / "input_truth.mrc", resample_fourier(base.data, box), px);
     std::cout << fmt::format("simulating {} particles at box {} ({:.3g} A/px)\n", count, box, px) << std::flush;
     simulate(dir, "--volume input_truth.mrc", count, 2);
-    std::ofstream(dir / "simulation.key") << key;
+    mark_simulation(dir, key);
   }
   return {prepare_refinement(dir, RelionGroups::One), key};
-}
-
-struct Result {
-  int box = 0;
-  double pixel_A = 0;
-  long count = 0;
-  std::string program;  ///< "Tessera 2t", "RELION"
-  std::string state;    ///< "done", or why there are no figures
-  JobCost cost;
-  Quality quality;
-  bool earlier_build = false;  ///< cached from another build of the program (shown when it is not run)
-  bool done() const { return state == "done"; }
-  bool is_relion() const { return program == "RELION"; }
-};
-
-// What a cached result depends on besides its dataset: the command and the program's binary.
-struct JobKey {
-  std::string command;
-  std::string binary;  ///< file_fingerprint of the program, "" when not tracked (RELION)
-};
-
-nlohmann::json to_json(const Result& r, const JobKey& key, const std::string& sim_key) {
-  return {{"box", r.box},
-          {"pixel_A", r.pixel_A},
-          {"count", r.count},
-          {"program", r.program},
-          {"command", key.command},
-          {"binary", key.binary},
-          {"simulation", sim_key},
-          {"iterations", r.quality.iterations},
-          {"wall_s", r.cost.wall_s},
-          {"cpu_s", r.cost.cpu_s},
-          {"peak_tree_mb", r.cost.peak_tree_mb},
-          {"peak_process_mb", r.cost.peak_process_mb},
-          {"res_vs_truth_A", r.quality.res_vs_truth_A},
-          {"gsfsc_A", r.quality.gsfsc_A},
-          {"median_angle_deg", r.quality.median_angle_deg},
-          {"p90_angle_deg", r.quality.p90_angle_deg},
-          {"median_shift_A", r.quality.median_shift_A}};
-}
-
-Result from_json(Result r, const nlohmann::json& j) {
-  r.state = "done";
-  r.quality.iterations = j.at("iterations");
-  r.cost.wall_s = j.at("wall_s");
-  r.cost.cpu_s = j.at("cpu_s");
-  r.cost.peak_tree_mb = j.at("peak_tree_mb");
-  r.cost.peak_process_mb = j.at("peak_process_mb");
-  r.cost.status = 0;
-  r.quality.res_vs_truth_A = j.at("res_vs_truth_A");
-  r.quality.gsfsc_A = j.at("gsfsc_A");
-  r.quality.median_angle_deg = j.at("median_angle_deg");
-  r.quality.p90_angle_deg = j.at("p90_angle_deg");
-  r.quality.median_shift_A = j.at("median_shift_A");
-  return r;
-}
-
-// One run of a program on a dataset.
-struct Job {
-  std::string program;  ///< Result::program
-  std::string name;     ///< file stem: "tessera_2t", "relion"
-  JobKey key;
-  fs::path run_in;  ///< working directory of the command
-  fs::path out;     ///< the run's folder, emptied first
-  Quality (*quality)(const fs::path&, const Dataset&);
-  std::string failure;              ///< state of a failed run
-  bool may_run = true;              ///< false: only a cached result is shown
-  std::optional<std::string> skip;  ///< why it can not run here
-};
-
-Result run_or_reuse(const SimulatedSet& s, const Job& job, bool may_reuse) {
-  const Dataset& d = s.data;
-  Result r{d.box(), d.pixel_A(), static_cast<long>(d.true_poses.particles.size()), job.program, "not run", {}, {}};
-  const fs::path cache = d.work / ("result_" + job.name + ".json");
-  if (may_reuse && fs::exists(cache)) {
-    const auto j = nlohmann::json::parse(read_file(cache), nullptr, false);
-    if (!j.is_discarded() && j.value("command", "") == job.key.command && j.value("simulation", "") == s.key) {
-      Result cached = from_json(r, j);
-      cached.earlier_build = j.value("binary", "") != job.key.binary;
-      if (!cached.earlier_build || !job.may_run) return cached;
-    }
-  }
-  if (!job.may_run) return r;
-  if (job.skip) return r.state = "skipped: " + *job.skip, r;
-  std::cout << fmt::format("running {} on box {}, {} particles\n", job.program, r.box, r.count) << std::flush;
-  fs::remove(cache);
-  fs::remove_all(job.out);
-  fs::create_directories(job.out);
-  const fs::path log = d.work / (job.name + ".log");
-  r.cost = run_job(job.key.command, job.run_in, log);
-  if (r.cost.status != 0) return r.state = job.failure + ", see " + log.string(), r;
-  try {
-    r.quality = job.quality(job.out, d);
-  } catch (const std::exception& e) {
-    return r.state = job.failure + " (" + e.what() + "), see " + log.string(), r;
-  }
-  r.state = "done";
-  std::ofstream(cache) << to_json(r, job.key, s.key).dump(2) << "\n";
-  return r;
-}
-
-// Size and FNV-1a hash of a file's bytes: a rebuilt program gets a new one.
-std::string file_fingerprint(const fs::path& file) {
-  const std::string bytes = read_file(file);
-  std::uint64_t hash = 14695981039346656037ull;
-  for (const unsigned char c : bytes) hash = (hash ^ c) * 1099511628211ull;
-  return fmt::format("{} bytes, fnv1a64 {:016x}", bytes.size(), hash);
 }
 
 // Why MPI ranks of tessera_refine_homo can not run here, if they can not.
@@ -360,7 +239,7 @@ std::vector<Result> run_dataset(const Options& o, const SimulatedSet& s) {
                   .failure = c.ranks > 0 ? "skipped: failed" : "failed",
                   .may_run = o.run_tessera,
                   .skip = c.ranks > 0 ? no_mpi : std::nullopt};
-    results.push_back(run_or_reuse(s, job, o.reuse && !o.rerun_tessera));
+    results.push_back(run_or_reuse(s.data, s.key, job, o.reuse && !o.rerun_tessera));
   }
   const bool have_relion = std::system("command -v relion_refine_mpi >/dev/null 2>&1") == 0;
   const Job relion{.program = "RELION",
@@ -372,7 +251,7 @@ std::vector<Result> run_dataset(const Options& o, const SimulatedSet& s) {
                    .failure = "failed",
                    .may_run = o.run_relion,
                    .skip = have_relion ? std::nullopt : std::optional<std::string>("relion_refine_mpi not found")};
-  results.push_back(run_or_reuse(s, relion, o.reuse));
+  results.push_back(run_or_reuse(s.data, s.key, relion, o.reuse));
   return results;
 }
 
@@ -518,14 +397,4 @@ int run_benchmark(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run_benchmark(argc, argv);
-  } catch (const UsageError& e) {
-    std::cerr << "ERROR: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "ERROR: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tessera::bench::bench_main(argc, argv, run_benchmark); }

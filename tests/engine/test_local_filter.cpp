@@ -5,14 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <numbers>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tessera/error.hpp"
 #include "tessera/fft.hpp"
+#include "tessera/projector.hpp"
 #include "tessera/random.hpp"
 
 namespace tessera {
@@ -303,6 +306,87 @@ TEST(LocalFilter, ThreadsGiveTheSameChoiceAndFilter) {
   const RealGrid b = choose_local_cutoffs(p, nullptr, three).cutoff_px;
   EXPECT_LT(max_abs_difference(a, b), 1e-3);
   EXPECT_LT(max_abs_difference(apply_local_filter(folds[0], a, one), apply_local_filter(folds[0], a, three)), 1e-5);
+}
+
+// Median and maximum of |a - b| over the voxels where keep(x, y, z) holds.
+std::pair<double, double> difference_where(const RealGrid& a, const RealGrid& b,
+                                           const std::function<bool(int, int, int)>& keep) {
+  RealGrid d(a.nx(), a.ny(), a.nz());
+  double worst = 0;
+  for (std::size_t i = 0; i < d.size(); ++i) d[i] = std::abs(a[i] - b[i]);
+  for (int z = 0; z < d.nz(); ++z)
+    for (int y = 0; y < d.ny(); ++y)
+      for (int x = 0; x < d.nx(); ++x)
+        if (keep(x, y, z)) worst = std::max(worst, double(d(x, y, z)));
+  return {median_where(d, keep), worst};
+}
+
+// Keeps the Fourier voxels that a grid of `small` holds (|k| < small / 2 on each axis), as a
+// reconstruction band-limited to that grid and padded to the box does.
+RealGrid keep_cube(const RealGrid& g, int small) {
+  ComplexGrid f = fft_3d(g);
+  const int n = g.nx();
+  for (int z = 0; z < f.nz(); ++z)
+    for (int y = 0; y < f.ny(); ++y)
+      for (int x = 0; x < f.nx(); ++x)
+        if (2 * std::abs(fourier_index(z, n)) >= small || 2 * std::abs(fourier_index(y, n)) >= small ||
+            2 * x >= small)
+          f(x, y, z) = 0;
+  return ifft_3d(f, n);
+}
+
+// With a band limit (highest_cutoff_px 12 at box 64: 18 candidates up to 12.4) the cross-validation runs on
+// a grid of 32 (band_limited_box of the highest candidate) instead of 64, and chooses as the full box:
+// the two regions are band-limited at 5 and 10 shells, a mask leaves out 8 slices at each end in z.
+// Tolerance: inside the mask, the median |difference| is under 0.1 candidate step and the largest under 1
+// step (measured: about 0.02 and 0.3), with folds band-limited to the grid of the band limit (as the
+// regularizer's) and with folds that hold noise up to Nyquist (which the crop drops from the held-out maps).
+// The cropped choice still finds each region's band limit (oracle within 2 steps).
+TEST(LocalFilter, BandLimitedGridChoosesAsTheFullBox) {
+  const std::vector<RealGrid> white = two_region_folds(2, 5, 10, 0.5, 15);
+  std::vector<RealGrid> band_limited;
+  for (const RealGrid& f : white) band_limited.push_back(keep_cube(f, band_limited_box(kBox, 12)));
+  RealGrid mask(kBox, kBox, kBox, 1.0f);
+  for (int z = 0; z < kBox; ++z)
+    for (int y = 0; y < kBox; ++y)
+      for (int x = 0; x < kBox; ++x)
+        if (z < 8 || z >= kBox - 8) mask(x, y, z) = 0.0f;
+  auto inside = [&](int x, int y, int z) { return mask(x, y, z) > 0; };
+  LocalFilterOptions cropped;
+  cropped.highest_cutoff_px = 12;
+  LocalFilterOptions full = cropped;
+  full.grid = LocalFilterGrid::Full;
+  const std::vector<double> c = local_filter_candidates_px(kBox, cropped);
+  ASSERT_EQ(c.size(), 18u);
+  const double step = c[1] - c[0];
+  ASSERT_EQ(local_filter_grid_box(kBox, cropped), 32);
+  ASSERT_EQ(local_filter_grid_box(kBox, full), kBox);
+
+  for (const std::vector<RealGrid>* folds : {&std::as_const(band_limited), &white}) {
+    const std::vector<const RealGrid*> p = pointers(*folds);
+    const LocalFilterChoice a = choose_local_cutoffs(p, &mask, cropped);
+    const LocalFilterChoice b = choose_local_cutoffs(p, &mask, full);
+    EXPECT_EQ(a.cost.grid_box, 32);
+    EXPECT_EQ(b.cost.grid_box, kBox);
+    EXPECT_EQ(b.cost.transforms_grid, 0);
+    const auto [median, worst] = difference_where(a.cutoff_px, b.cutoff_px, inside);
+    const char* which = folds == &white ? "folds up to Nyquist" : "band-limited folds";
+    EXPECT_LT(median, 0.1 * step) << which;
+    EXPECT_LT(worst, step) << which;
+    std::cout << which << ": |cropped - full| inside the mask, median " << median / step << ", max " << worst / step
+              << " candidate steps\n";
+    auto left = [&](int x, int y, int z) { return inside(x, y, z) && left_interior(x, y, z); };
+    auto right = [&](int x, int y, int z) { return inside(x, y, z) && right_interior(x, y, z); };
+    EXPECT_NEAR(median_where(a.cutoff_px, left), oracle_cutoff(c, 5, 1.0, 0.25), 2 * step) << which;
+    EXPECT_NEAR(median_where(a.cutoff_px, right), oracle_cutoff(c, 10, 1.0, 0.25), 2 * step) << which;
+  }
+  // Threads change only FFTW's rounding on the cropped grid too.
+  LocalFilterOptions three = cropped;
+  three.threads = 3;
+  const std::vector<const RealGrid*> p = pointers(band_limited);
+  EXPECT_LT(max_abs_difference(choose_local_cutoffs(p, &mask, cropped).cutoff_px,
+                               choose_local_cutoffs(p, &mask, three).cutoff_px),
+            1e-3);
 }
 
 // A constant cut-off map at a candidate gives that global filter, for every shape, against the test's own

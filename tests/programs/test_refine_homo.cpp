@@ -1,4 +1,5 @@
-// tessera_refine_homo against ground truth: particles simulated at known poses
+// tessera_refine_homo (and tessera_refine_nu, the same program with another regularizer) against
+// ground truth: particles simulated at known poses
 // (given to the program without them) must be found again, the map must match
 // the truth, a symmetric structure must reach the same accuracy per asymmetric
 // unit, and a killed run continued with --continue must end where an
@@ -50,12 +51,12 @@ void simulate(const test::TempDir& tmp, const RealGrid& volume, long count, doub
 }
 
 test::RunResult refine(const test::TempDir& tmp, const std::string& out, std::vector<std::string> extra = {},
-                       const std::string& reference = "volume.mrc") {
+                       const std::string& reference = "volume.mrc", const std::string& program = "refine_homo") {
   std::vector<std::string> args{"--out", (tmp / out).string(), "--particles", (tmp / "input.star").string(),
                                 "--reference", (tmp / reference).string(), "--initial-lowpass-A", "30",
                                 "--threads", "2", "--max-iterations", "5"};
   args.insert(args.end(), extra.begin(), extra.end());
-  return test::run_program(tmp, "refine_homo", args);
+  return test::run_program(tmp, program, args);
 }
 
 // Median angular error to the true poses, modulo the symmetry group.
@@ -200,8 +201,8 @@ std::string mpirun(int ranks) {
 
 // The refinement under mpirun with `ranks` processes of one thread each.
 test::RunResult refine_mpi(const test::TempDir& tmp, int ranks, const std::string& out,
-                           const std::vector<std::string>& extra = {}) {
-  std::string cmd = mpirun(ranks) + test::shell_quote((fs::path(TESSERA_BINARY_DIR) / "protocols/tessera_refine_homo").string());
+                           const std::vector<std::string>& extra = {}, const std::string& program = "refine_homo") {
+  std::string cmd = mpirun(ranks) + test::shell_quote((fs::path(TESSERA_BINARY_DIR) / "protocols" / ("tessera_" + program)).string());
   for (const std::string& a : {std::string("--out"), (tmp / out).string(), std::string("--particles"),
                                (tmp / "input.star").string(), std::string("--reference"), (tmp / "volume.mrc").string(),
                                std::string("--initial-lowpass-A"), std::string("30"), std::string("--threads"),
@@ -355,6 +356,66 @@ TEST(RefineHomo, AReferenceOnAnyGreyscaleRefinesAndTheMapIsOnTheParticlesScale) 
     for (std::size_t k = 1; k <= last; ++k)
       EXPECT_NEAR(map[k] / halves[k], std::sqrt(2 * f[k] / (1 + f[k])), 0.02) << name << " shell " << k;
   }
+}
+
+// tessera_refine_nu (non-uniform refinement: the same loop and program with the cross-validated
+// local filter) finds the poses, writes its local resolution within [Nyquist, box], records the
+// local resolution's quantiles per iteration, and turned off runs as uniform refinement.
+TEST(RefineNu, FindsThePosesAndWritesTheLocalResolution) {
+  const test::TempDir tmp;
+  const RealGrid truth = phantom_volume(kBox, kPixel, 8);
+  simulate(tmp, truth, 300, 0.3);
+  const auto r = refine(tmp, "nu", {}, "volume.mrc", "refine_nu");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const double err = median_error_deg(tmp / "sim/particles.star", tmp / "nu/particles.star", SymmetryGroup::parse("C1"));
+  const double res = resolution_vs_truth(tmp / "nu", truth);
+  const RealGrid local = read_mrc(tmp / "nu/local_resolution.mrc").data;
+  const auto [lo, hi] = std::minmax_element(local.values().begin(), local.values().end());
+  std::cout << fmt::format("NU: median angular error {:.2f} deg, resolution vs truth {:.2f} A, local resolution "
+                           "{:.2f}-{:.2f} A\n",
+                           err, res, *lo, *hi);
+  EXPECT_LT(err, 3.0);
+  EXPECT_GE(*lo, 2 * kPixel - 1e-3);
+  EXPECT_LE(*hi, kBox * kPixel + 1e-3);
+  const auto manifest = nlohmann::json::parse(test::read_text(tmp / "nu/outputs.json"));
+  EXPECT_EQ(manifest["status"], "done");
+  bool listed = false;
+  for (const auto& o : manifest["outputs"]) listed = listed || o["name"] == "local_resolution";
+  EXPECT_TRUE(listed) << manifest.dump();
+  const auto iterations = nlohmann::json::parse(test::read_text(tmp / "nu/iterations.json"));
+  ASSERT_FALSE(iterations.empty());
+  for (const auto& it : iterations) {
+    const auto q = it.at("local_resolution_quantiles_A").get<std::vector<double>>();
+    ASSERT_EQ(q.size(), 5u);
+    EXPECT_TRUE(std::is_sorted(q.begin(), q.end())) << it.dump();
+    EXPECT_GE(q.front(), 2 * kPixel - 1e-3);
+  }
+  // Off: uniform refinement (the Wiener filter) on the same program, no local resolution.
+  const auto u = test::run_program(tmp, "refine_nu",
+                                   {"--out", (tmp / "uniform").string(), "--particles", (tmp / "input.star").string(),
+                                    "--reference", (tmp / "volume.mrc").string(), "--threads", "2",
+                                    "--max-iterations", "2", "--nu-regularizer", "false"});
+  ASSERT_EQ(u.exit_code, 0) << u.err;
+  EXPECT_FALSE(fs::exists(tmp / "uniform/local_resolution.mrc"));
+  EXPECT_TRUE(fs::exists(tmp / "uniform/map.mrc"));
+}
+
+// The folds are part of the exact sums: 2 MPI ranks give what one process with 2 threads gives.
+TEST(RefineNu, MpiRanksGiveTheSameResultsBitForBit) {
+  const test::TempDir tmp;
+  if (!refine_supports_mpi(tmp)) GTEST_SKIP() << "built without MPI (TESSERA_WITH_MPI off)";
+  ASSERT_TRUE(test::on_path("mpirun")) << "built with MPI but mpirun is not on PATH";
+  simulate(tmp, phantom_volume(kBox, kPixel, 4), 120, 0.3);
+  const auto one = test::run_program(tmp, "refine_nu",
+                                     {"--out", (tmp / "one").string(), "--particles", (tmp / "input.star").string(),
+                                      "--reference", (tmp / "volume.mrc").string(), "--initial-lowpass-A", "30",
+                                      "--threads", "2", "--max-iterations", "4"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto two = refine_mpi(tmp, 2, "two", {}, "refine_nu");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  expect_same_results(tmp, "one", "two");
+  EXPECT_EQ(read_mrc(tmp / "one/local_resolution.mrc").data.values(),
+            read_mrc(tmp / "two/local_resolution.mrc").data.values());
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 /// error is the filtered training map's squared error against the true
 /// signal plus the held-out noise power, which does not depend on c: the
 /// minimizer is unbiased (local_filter.cpp says more).
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -55,6 +56,24 @@ enum class FilterShape {
   Gaussian,     ///< h = 2^(-(r / c)^2 / 2) = exp(-ln 2 r^2 / (2 c^2))
 };
 
+/// The grid on which choose_local_cutoffs runs the cross-validation.
+enum class LocalFilterGrid {
+  /// With highest_cutoff_px set: a Fourier-cropped grid, the same physical box
+  /// at a coarser voxel (local_filter_grid_box), which holds the highest
+  /// candidate plus 3 shells. The folds are cropped to it (frequencies beyond
+  /// its Nyquist are dropped: a band-limited reconstruction holds none), the
+  /// windows and filters are the same functions of physical position and
+  /// frequency, and the raw choice is brought back to the full box by
+  /// trilinear interpolation before the mask and the smoothing, which stay on
+  /// the full box. The cut-offs differ from Full's by much less than a
+  /// candidate step (median over the mask; test_local_filter states the
+  /// tolerance); cost falls with the cube of the grid. Without
+  /// highest_cutoff_px, or when the grid is not smaller, the same as Full.
+  BandLimited,
+  /// The full box: (K + 2) FFTs of N^3 per candidate. The reference.
+  Full,
+};
+
 struct LocalFilterOptions {
   /// Number of candidate cut-offs, equispaced in Fourier radius from
   /// lowest_cutoff_px to Nyquist (N/2) inclusive; at least 2.
@@ -64,6 +83,13 @@ struct LocalFilterOptions {
   /// most a refinement ever filters a region to; its window (awf * N / 2) spans
   /// the whole box, so the choice there is in effect global.
   double lowest_cutoff_px = 2.0;
+  /// Drops the candidates beyond this cut-off (voxels of frequency): the
+  /// family keeps its spacing (that of `cutoffs` candidates up to Nyquist)
+  /// and ends at the first candidate that reaches it (at least 2 are kept).
+  /// For maps known to hold nothing beyond some radius (a band-limited
+  /// reconstruction), where higher candidates cannot differ: each dropped
+  /// candidate saves K + 2 FFTs. Unset: up to Nyquist.
+  std::optional<double> highest_cutoff_px;
   /// Adaptive window factor: the window for cut-off c is awf wavelengths wide,
   /// W = awf * N / c voxels, as a Gaussian of standard deviation W / (2 sqrt(pi))
   /// (as many independent voxels as a box of side W). cryoSPARC's default is 3,
@@ -79,18 +105,35 @@ struct LocalFilterOptions {
   /// Threads for the FFTs and the voxel loops; results do not depend on it
   /// beyond FFTW's rounding.
   int threads = 1;
+  LocalFilterGrid grid = LocalFilterGrid::BandLimited;
+};
+
+/// The transforms a call did, for benchmarks and tests.
+struct LocalFilterCost {
+  int box = 0;              ///< the full box N
+  int grid_box = 0;         ///< the cross-validation's grid (local_filter_grid_box)
+  int transforms_full = 0;  ///< FFTs of N^3
+  int transforms_grid = 0;  ///< FFTs of grid_box^3 when grid_box < N
 };
 
 struct LocalFilterChoice {
   /// Per voxel, the chosen cut-off in voxels of frequency (resolution N /
   /// cutoff_px voxels), between the lowest and the highest candidate.
   RealGrid cutoff_px;
+  LocalFilterCost cost;
 };
 
 /// The candidate cut-offs (voxels of frequency) for a box of N: `cutoffs`
-/// values equispaced from lowest_cutoff_px to N/2, ascending.
+/// values equispaced from lowest_cutoff_px to N/2, ascending (fewer with
+/// highest_cutoff_px).
 /// Throws std::invalid_argument when the options are out of range for N.
 std::vector<double> local_filter_candidates_px(int box, const LocalFilterOptions& options);
+
+/// The side of the grid on which choose_local_cutoffs cross-validates
+/// (LocalFilterGrid): with BandLimited and highest_cutoff_px set, that of a
+/// reconstruction band-limited at the highest candidate (band_limited_box,
+/// projector.hpp: it holds c + 3 shells); else N.
+int local_filter_grid_box(int box, const LocalFilterOptions& options);
 
 /// The filter's transfer value at Fourier radius radius_px for a cut-off
 /// cutoff_px (FilterShape gives the formulas).
@@ -107,8 +150,12 @@ double local_filter_response(FilterShape shape, int butterworth_order, double ra
 /// Throws std::invalid_argument for fewer than 2 folds, a null fold, shapes
 /// that differ or are not cubic, non-finite values or options out of range;
 /// InputError (error.hpp) for mask values outside [0, 1].
-/// Cost: (K + 2) FFTs of N^3 per candidate; memory about K + 7 volumes
-/// (a complex volume counting as one).
+/// Cost: K FFTs of N^3 (the folds' transforms; on a cropped grid K more of
+/// the grid for the held-out folds), (K + 2) FFTs of the grid
+/// (local_filter_grid_box) per candidate, and 2 of N^3 for the smoothing (4
+/// with a mask); LocalFilterChoice::cost counts them. Memory
+/// about K + 7 volumes of the grid plus 4 of N^3 (a complex volume counting
+/// as one).
 LocalFilterChoice choose_local_cutoffs(std::span<const RealGrid* const> folds, const RealGrid* mask_or_null,
                                        const LocalFilterOptions& options);
 

@@ -33,6 +33,10 @@ struct HalfSetReconstruction {
   RealGrid raw_a, raw_b;          ///< the half maps without regularization
   std::vector<double> fsc;  ///< between the unregularized half maps, per Fourier shell
   long count_a = 0, count_b = 0;
+  /// A regularizer with a local filter (non-uniform refinement): the per-voxel
+  /// cut-off in Fourier pixels (resolution box * voxel_A / cut-off), the mean
+  /// of the two halves' choices; empty otherwise.
+  RealGrid local_cutoff_px;
 };
 
 /// Half maps, their FSC and the full map from two filled back-projectors

@@ -33,7 +33,8 @@
 /// computation depends only on the particle and the references, and every
 /// sum over particles is taken in particle order: the results are the same
 /// bit for bit whatever the number of threads and MPI ranks. Memory: one pair
-/// of back-projectors per process, shared by its threads.
+/// of back-projectors per process, shared by its threads (K pairs when the
+/// regularizer asks for K cross-validation folds per half).
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -86,7 +87,14 @@ struct IterationStats {
   double mean_shift_change_px = 0;
   double mean_scale = 1;
   double wall_s = 0;
+  /// Regularizers with a local filter (non-uniform refinement): quantiles of
+  /// the local resolution (A) inside the mask (> 0.5), at the fractions
+  /// kLocalResolutionQuantiles; empty otherwise.
+  std::vector<double> local_resolution_quantiles_A;
 };
+
+/// The fractions at which IterationStats::local_resolution_quantiles_A are taken.
+inline constexpr double kLocalResolutionQuantiles[] = {0.05, 0.25, 0.5, 0.75, 0.95};
 
 /// Everything needed to continue from a finished iteration.
 struct RefineState {
@@ -95,6 +103,9 @@ struct RefineState {
   RealGrid half_a, half_b;         ///< current half maps, regularized: the references
   RealGrid raw_a, raw_b;           ///< the same without regularization: FSC and outputs
   RealGrid mask;                   ///< alignment mask
+  /// The last iteration's per-voxel filter cut-off (Fourier pixels, mean of
+  /// the halves), from a regularizer with a local filter; empty otherwise.
+  RealGrid local_cutoff_px;
   std::vector<double> fsc;         ///< last masked FSC between the halves
   double resolution_A = 0;
   double best_resolution_A = 1e9;
@@ -137,6 +148,11 @@ struct RegularizerContext {
   /// iteration (ReconstructOptions::band_limit_px); unset: all, as in the
   /// last iteration, whose maps are the outputs.
   std::optional<double> band_limit_px;
+  /// Cross-validation folds of each half (Regularizer::folds_per_half() of
+  /// them; empty when that is 1): fold k holds the half's particles whose
+  /// index within their half set is k modulo the number of folds, and the
+  /// half's back-projector is the exact sum of its folds.
+  std::span<const BackProjector> folds_a = {}, folds_b = {};
 };
 
 /// Makes half maps from two filled back-projectors (raw and regularized, and
@@ -144,19 +160,35 @@ struct RegularizerContext {
 class Regularizer {
  public:
   virtual ~Regularizer() = default;
+  /// Back-projectors per half set the loop fills for it (>= 1): more than one
+  /// for a regularizer that cross-validates within each half.
+  virtual int folds_per_half() const { return 1; }
   virtual HalfSetReconstruction reconstruct(const BackProjector& a, const BackProjector& b,
                                             const RegularizerContext& context) const = 0;
 };
 /// Homogeneous refinement: Wiener filter with tau^2 from the half-map FSC.
 std::unique_ptr<Regularizer> make_fsc_regularizer();
+/// Non-uniform refinement's regularizer is make_nu_regularizer (nu_regularizer.hpp).
 
-/// Where the particles of one process go in an iteration: both halves'
-/// back-projectors and the residual power per shell, in exact fixed-point sums
-/// that many threads add to at once (insertions are thread-safe).
+/// The cross-validation fold of every particle of a set: its index within its
+/// half set (in set order) modulo `folds`. Depends only on the set's half
+/// sets, so every thread and rank agrees, and the folds of a half differ in
+/// size by at most one particle.
+std::vector<int> cross_validation_folds(const ParticleSet& set, int folds);
+
+/// Where the particles of one process go in an iteration: each half's
+/// back-projectors (one per cross-validation fold) and the residual power per
+/// shell, in exact fixed-point sums that many threads add to at once
+/// (insertions are thread-safe).
 class Accumulator {
  public:
-  Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power);
-  BackProjector& half(int h) { return h == 1 ? a_ : b_; }
+  /// fold_of_particle: the fold of each particle of the set (indices as in
+  /// ParticleSet::particles, values 0 .. folds - 1); empty: one fold per half.
+  Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power,
+              std::vector<int> fold_of_particle = {}, int folds = 1);
+  /// The back-projector that particle `particle` (index into the set) of half
+  /// set `half_set` (1 or 2) goes into.
+  BackProjector& target(int half_set, long particle);
   /// Adds one particle's residual power per shell (sum of |X - model|^2 over its
   /// Fourier components, each counted with its multiplicity) and its component counts.
   void add_residual(const std::vector<double>& power, const std::vector<double>& count);
@@ -165,11 +197,19 @@ class Accumulator {
   /// The residual power per shell per component (sum / count); shells without
   /// components keep `previous`'s value.
   std::vector<double> noise_power(const std::vector<double>& previous) const;
-  const BackProjector& a() const { return a_; }
-  const BackProjector& b() const { return b_; }
+  /// The whole half set: the exact sum of its folds (made once, after the
+  /// last insertion; with one fold, the fold itself).
+  const BackProjector& a();
+  const BackProjector& b();
+  /// The folds of each half; empty with one fold per half.
+  std::span<const BackProjector> folds_a() const;
+  std::span<const BackProjector> folds_b() const;
 
  private:
-  BackProjector a_, b_;
+  const BackProjector& sum_of(std::vector<BackProjector>& folds, std::optional<BackProjector>& sum);
+  std::vector<BackProjector> a_, b_;          // the folds of each half
+  std::optional<BackProjector> sum_a_, sum_b_;  // with more than one fold
+  std::vector<int> fold_of_;
   std::vector<double> residual_quantum_;
   std::vector<std::int64_t> residual_, count_;
 };
