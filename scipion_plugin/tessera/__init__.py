@@ -87,5 +87,6 @@ class Plugin(pwem.Plugin):
                  'cmake --install build && rm -rf build').format(fetch=fetch, tree=tree, j=jobs)
         env.addPackage('tessera', version=V0_1_0, tar='void.tgz', default=True,
                        neededProgs=['git', 'cmake', 'make', 'g++', 'pkg-config'],
-                       commands=[(build, ['bin/tessera_refine_homo',
-                                          'share/tessera/schemas/tessera_refine_homo.json'])])
+                       commands=[(build, ['bin/tessera_refine_homo', 'bin/tessera_refine_nu',
+                                          'share/tessera/schemas/tessera_refine_homo.json',
+                                          'share/tessera/schemas/tessera_refine_nu.json'])])

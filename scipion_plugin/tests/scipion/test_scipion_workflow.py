@@ -218,7 +218,7 @@ class TestTesseraInScipion(unittest.TestCase):
             found = [c.value for c in node.childs if str(c.value).startswith('Tessera')]
             return found + [v for c in node.childs for v in tessera_items(c)]
         expected = sorted(c.__name__ for c in (TesseraProtRefineHomo, TesseraProtSubtract, TesseraProtValidateFsc,
-                                                TesseraProtSimulate)) + ['TesseraProtReconstruct']
+                                                TesseraProtSimulate)) + ['TesseraProtReconstruct', 'TesseraProtRefineNu']
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
 
