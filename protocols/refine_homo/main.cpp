@@ -16,5 +16,8 @@ int main(int argc, char** argv) {
       "searches; noise model per shell, per-particle contrast scale, Wiener regularization from the half-map "
       "FSC, dynamic masking, symmetry. Writes the particles with poses, the map, sharpened map, half maps, "
       "masks and FSC curves.";
+  // Measured on bench_scale's box-128 particles (7DDO, 1,000): 5.65 A against the truth instead of
+  // 6.40 A, GSFSC 5.49 A instead of 6.00 A, for 2.3 times the CPU time (docs/refine_homo.md).
+  p.marginalize_by_default = true;
   return tessera::protocol::run_refinement_program(p, argc, argv);
 }
