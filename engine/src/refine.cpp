@@ -171,10 +171,14 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
                        st.reference_greyscale));
   const IterationContext c = iteration_context(st, o, box, pixel_A, global);
   const std::vector<long> which = batch(st, o, t, global);
+  // Until the iteration expected to be the last, the maps are needed only up to the band limit:
+  // the particles are inserted, and the maps reconstructed, only that far.
+  const bool last_expected = st.final_passes_left == 1 || t >= o.max_iterations;
+  const std::optional<double> limit = last_expected ? std::nullopt : reconstruction_band_limit(c.kmax_px, box);
   const int folds = reg.folds_per_half();
   auto acc = std::make_unique<Accumulator>(
       box, o.symmetry, st.noise_power,
-      folds > 1 ? cross_validation_folds(st.particles, folds) : std::vector<int>(), folds);
+      folds > 1 ? cross_validation_folds(st.particles, folds) : std::vector<int>(), folds, limit);
   std::vector<double> mine;
   std::exception_ptr failure;
   try {
@@ -210,20 +214,14 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
     if (!std::isfinite(st.resolution_A)) st.resolution_A = o.initial_lowpass_A;
     if (st.resolution_A <= o.mask_start_res_A) update_mask(st, o, pixel_A, average_maps(st.half_a, st.half_b));
   };
-  const bool last_expected = st.final_passes_left == 1 || t >= o.max_iterations;
-  const std::optional<double> limit = last_expected ? std::nullopt : reconstruction_band_limit(c.kmax_px, box);
-  const RealGrid mask_before = limit ? st.mask : RealGrid();
-  const double resolution_before = st.resolution_A;
   regularize(limit);
   share_maps(st, comm);
   st.iteration = t;
   const long moved = std::max<long>(1, ch.aligned);
   update_convergence(st, o, global, ch.angle_deg / moved);
-  if (st.done && limit) {  // converged sooner than expected: the outputs need every frequency
-    st.mask = mask_before;
-    st.resolution_A = resolution_before;
-    regularize(std::nullopt);
-    share_maps(st, comm);
+  if (st.done && limit) {  // converged sooner than expected (--final-passes 0): the outputs need every
+    st.done = false;       // frequency, which this iteration did not insert, so one more pass makes them
+    st.final_passes_left = 1;
   }
   acc.reset();
   IterationStats is;
@@ -270,25 +268,25 @@ std::vector<int> cross_validation_folds(const ParticleSet& set, int folds) {
 namespace {
 
 std::vector<BackProjector> fold_projectors(int box, const std::vector<Mat3>& symmetry, AccumulationQuanta quanta,
-                                           int folds) {
+                                           int folds, std::optional<double> max_radius_px) {
   std::vector<BackProjector> v;
   v.reserve(static_cast<std::size_t>(folds));
-  for (int k = 0; k < folds; ++k) v.emplace_back(box, 2, std::nullopt, symmetry, quanta);
+  for (int k = 0; k < folds; ++k) v.emplace_back(box, 2, max_radius_px, symmetry, quanta);
   return v;
 }
 
 }  // namespace
 
 Accumulator::Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power,
-                         std::vector<int> fold_of_particle, int folds)
+                         std::vector<int> fold_of_particle, int folds, std::optional<double> max_radius_px)
     : fold_of_(std::move(fold_of_particle)), residual_quantum_(noise_power.size()), residual_(noise_power.size(), 0),
       count_(noise_power.size(), 0) {
   if (folds < 1 || (folds > 1 && fold_of_.empty()))
     throw std::invalid_argument("Accumulator: more than one fold needs every particle's fold");
   const AccumulationQuanta q =
       AccumulationQuanta::for_power(*std::max_element(noise_power.begin(), noise_power.end()));
-  a_ = fold_projectors(box, symmetry, q, folds);
-  b_ = fold_projectors(box, symmetry, q, folds);
+  a_ = fold_projectors(box, symmetry, q, folds, max_radius_px);
+  b_ = fold_projectors(box, symmetry, q, folds, max_radius_px);
   // One particle's residual in a shell is about (components in the shell) x (its power): 2^-30 of
   // the power leaves 2^33 / (4 box) particles of room (over 10^7 at box 256).
   for (std::size_t s = 0; s < noise_power.size(); ++s)

@@ -83,7 +83,12 @@ void declare_model(Schema& s) {
                                             .help = "Width of the soft edge.", .section = m});
   s.add_float("mask_start_res_A", "Start resolution", {.default_value = 12.0, .min = 0.0, .unit = "A", .section = m});
   const std::string c = "Convergence";
-  s.add_int("final_passes", "Final passes", {.default_value = 1, .min = 0, .max = 10, .section = c});
+  s.add_int("final_passes", "Final passes",
+            {.default_value = 1, .min = 0, .max = 10,
+             .help = "Iterations after convergence. Earlier iterations insert and reconstruct only the frequencies "
+                     "the next alignment needs; the last one takes every frequency, so with 0 one more iteration "
+                     "runs when convergence comes in a band-limited one.",
+             .section = c});
   s.add_int("patience", "Patience", {.default_value = 1, .min = 1, .max = 10,
                                      .help = "Iterations without improvement before the final passes.",
                                      .section = c, .level = Level::Advanced});

@@ -184,8 +184,11 @@ class Accumulator {
  public:
   /// fold_of_particle: the fold of each particle of the set (indices as in
   /// ParticleSet::particles, values 0 .. folds - 1); empty: one fold per half.
+  /// max_radius_px: frequencies inserted (BackProjector's max_radius_px): the
+  /// iteration's band limit, so that a band-limited iteration inserts, stores
+  /// and reduces only what its maps need; unset: every frequency.
   Accumulator(int box, const std::vector<Mat3>& symmetry, const std::vector<double>& noise_power,
-              std::vector<int> fold_of_particle = {}, int folds = 1);
+              std::vector<int> fold_of_particle = {}, int folds = 1, std::optional<double> max_radius_px = {});
   /// The back-projector that particle `particle` (index into the set) of half
   /// set `half_set` (1 or 2) goes into.
   BackProjector& target(int half_set, long particle);
