@@ -17,6 +17,7 @@
 #include "tessera/fft.hpp"
 #include "tessera/projector.hpp"
 #include "tessera/random.hpp"
+#include "radial_filter.hpp"
 
 namespace tessera {
 namespace {
@@ -29,18 +30,7 @@ RealGrid white_noise(int n, double sigma, Rng& rng) {
   return g;
 }
 
-/// The test's own radial filter (the oracle): transfer(r) with r the Fourier radius in voxels.
-RealGrid radial_filter(const RealGrid& map, const std::function<double(double)>& transfer) {
-  ComplexGrid f = fft_3d(map);
-  const int n = map.nx();
-  for (int z = 0; z < f.nz(); ++z)
-    for (int y = 0; y < f.ny(); ++y)
-      for (int x = 0; x < f.nx(); ++x) {
-        const double ky = fourier_index(y, n), kz = fourier_index(z, n);
-        f(x, y, z) *= static_cast<float>(transfer(std::sqrt(x * x + ky * ky + kz * kz)));
-      }
-  return ifft_3d(f, n);
-}
+using test::radial_filter;  // the oracle (radial_filter.hpp)
 
 // The three shapes written out from their definitions (half power at r = c for the smooth ones).
 double butterworth8(double r, double c) { return 1.0 / std::sqrt(1.0 + std::pow(r / c, 16)); }

@@ -13,6 +13,7 @@
 
 #include "tessera/fft.hpp"
 #include "tessera/random.hpp"
+#include "radial_filter.hpp"
 
 namespace tessera {
 namespace {
@@ -28,18 +29,7 @@ RealGrid white_noise(int n, Rng& rng) {
   return g;
 }
 
-// Hard low-pass at c Fourier voxels.
-RealGrid band_limited(const RealGrid& map, double c) {
-  ComplexGrid f = fft_3d(map);
-  const int n = map.nx();
-  for (int z = 0; z < f.nz(); ++z)
-    for (int y = 0; y < f.ny(); ++y)
-      for (int x = 0; x < f.nx(); ++x) {
-        const double ky = fourier_index(y, n), kz = fourier_index(z, n);
-        if (std::sqrt(x * x + ky * ky + kz * kz) > c) f(x, y, z) = 0;
-      }
-  return ifft_3d(f, n);
-}
+using test::band_limited;  // a hard low-pass (radial_filter.hpp)
 
 Particle in_half(int half_set) {
   Particle p;
