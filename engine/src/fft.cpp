@@ -1,7 +1,9 @@
 #include "tessera/fft.hpp"
 
 #include <fftw3.h>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <numbers>
@@ -129,6 +131,26 @@ RealGrid ifft_3d(const ComplexGrid& f, int nx, int threads) {
 
 void centre_to_corner(RealGrid& g, bool three_d) { roll(g, three_d, true); }
 void corner_to_centre(RealGrid& g, bool three_d) { roll(g, three_d, false); }
+
+ComplexGrid resize_spectrum(const ComplexGrid& f, int n_in, int n_out) {
+  if (f.nx() != n_in / 2 + 1 || f.ny() != n_in || f.nz() != n_in || n_out < 2)
+    throw std::invalid_argument(fmt::format("resize_spectrum: a {}x{}x{} grid is not the transform of {}^3", f.nx(),
+                                            f.ny(), f.nz(), n_in));
+  const int n = std::min(n_in, n_out);
+  ComplexGrid out(n_out / 2 + 1, n_out, n_out);
+  for (int z = 0; z < n; ++z) {
+    const int kz = fourier_index(z, n);
+    if (2 * std::abs(kz) >= n) continue;
+    for (int y = 0; y < n; ++y) {
+      const int ky = fourier_index(y, n);
+      if (2 * std::abs(ky) >= n) continue;
+      const cfloat* src = &f(0, fourier_storage(ky, n_in), fourier_storage(kz, n_in));
+      cfloat* dst = &out(0, fourier_storage(ky, n_out), fourier_storage(kz, n_out));
+      for (int x = 0; 2 * x < n; ++x) dst[x] = src[x];
+    }
+  }
+  return out;
+}
 
 void phase_shift_2d(ComplexGrid& f, int nx, double dx, double dy) {
   const int hx = f.nx(), ny = f.ny();

@@ -192,24 +192,13 @@ std::vector<ComplexGrid> training_spectra(std::vector<ComplexGrid> f) {
   return f;
 }
 
-// The transform of a volume of n^3 (a corner-origin spectrum) cropped to a grid of m < n: the
-// frequencies with |k| < m / 2 on every axis (the Nyquist planes are dropped), scaled by (m / n)^3 so
-// that the inverse transform of m^3 samples the same band-limited function at the coarse voxels
-// (voxel i of the grid at position i n / m of the box).
+// The transform of a volume of n^3 (a corner-origin spectrum) cropped to a grid of m < n
+// (resize_spectrum), scaled by (m / n)^3 so that the inverse transform of m^3 samples the same
+// band-limited function at the coarse voxels (voxel i of the grid at position i n / m of the box).
 ComplexGrid crop_spectrum(const ComplexGrid& f, int n, int m) {
-  ComplexGrid out(m / 2 + 1, m, m);
+  ComplexGrid out = resize_spectrum(f, n, m);
   const float scale = static_cast<float>(std::pow(double(m) / n, 3));
-  for (int z = 0; z < m; ++z) {
-    const int kz = fourier_index(z, m);
-    if (2 * std::abs(kz) >= m) continue;
-    for (int y = 0; y < m; ++y) {
-      const int ky = fourier_index(y, m);
-      if (2 * std::abs(ky) >= m) continue;
-      const cfloat* src = &f(0, fourier_storage(ky, n), fourier_storage(kz, n));
-      cfloat* dst = &out(0, y, z);
-      for (int x = 0; 2 * x < m; ++x) dst[x] = src[x] * scale;
-    }
-  }
+  for (cfloat& v : out.values()) v *= scale;
   return out;
 }
 

@@ -168,19 +168,8 @@ RealGrid BackProjector::reconstruct(const ReconstructOptions& options) const {
   // which takes the same factor back: no scaling is needed.
   RealGrid coarse = reconstruct_on(small, options);
   centre_to_corner(coarse, true);
-  const ComplexGrid f = fft_3d(coarse);
+  const ComplexGrid padded = resize_spectrum(fft_3d(coarse), small, box_);
   coarse = RealGrid();
-  ComplexGrid padded(box_ / 2 + 1, box_, box_);
-  for (int z = 0; z < small; ++z) {
-    const int kz = fourier_index(z, small);
-    if (2 * std::abs(kz) >= small) continue;
-    for (int y = 0; y < small; ++y) {
-      const int ky = fourier_index(y, small);
-      if (2 * std::abs(ky) >= small) continue;
-      for (int x = 0; 2 * x < small; ++x)
-        padded(x, fourier_storage(ky, box_), fourier_storage(kz, box_)) = f(x, y, z);
-    }
-  }
   RealGrid out = ifft_3d(padded, box_, options.threads);
   corner_to_centre(out, true);
   return out;

@@ -124,6 +124,28 @@ TEST(Fft, PlansCanBeMadeAndUsedFromManyThreads) {
   for (int t = 0; t < 8; ++t) EXPECT_EQ(ok[t], 20);
 }
 
+// Oracle: the frequency index. Padding 10 -> 16 puts component (kx, ky, kz) of the small grid at the
+// same signed indices of the large one and zeros elsewhere; cropping back returns the original
+// except its Nyquist planes (|k| = 5), which the padded grid leaves out.
+TEST(Fft, ResizeSpectrumKeepsEachFrequencyAtItsIndex) {
+  const ComplexGrid small = fft_3d(random_grid(10, 10, 10, 7));
+  const ComplexGrid big = resize_spectrum(small, 10, 16);
+  ASSERT_EQ(big.nx(), 9);
+  ASSERT_EQ(big.nz(), 16);
+  EXPECT_EQ(big(3, fourier_storage(-4, 16), fourier_storage(2, 16)), small(3, fourier_storage(-4, 10), fourier_storage(2, 10)));
+  EXPECT_EQ(big(4, fourier_storage(4, 16), fourier_storage(-4, 16)), small(4, fourier_storage(4, 10), fourier_storage(-4, 10)));
+  EXPECT_EQ(big(6, 0, 0), cfloat(0, 0));                                // beyond the small grid
+  EXPECT_EQ(big(0, fourier_storage(-5, 16), 0), cfloat(0, 0));           // the small grid's Nyquist plane
+  const ComplexGrid back = resize_spectrum(big, 16, 10);
+  for (int z = 0; z < 10; ++z)
+    for (int y = 0; y < 10; ++y)
+      for (int x = 0; x < 6; ++x) {
+        const bool nyquist = x == 5 || y == 5 || z == 5;
+        EXPECT_EQ(back(x, y, z), nyquist ? cfloat(0, 0) : small(x, y, z)) << x << " " << y << " " << z;
+      }
+  EXPECT_THROW(resize_spectrum(small, 12, 16), std::invalid_argument);
+}
+
 TEST(Fft, RejectsGridsOfAnotherShape) {
   const RealFft plan = RealFft::plan_2d(8, 8);
   ComplexGrid f;

@@ -59,6 +59,14 @@ void centre_to_corner(RealGrid& g, bool three_d);
 /// Inverse of centre_to_corner.
 void corner_to_centre(RealGrid& g, bool three_d);
 
+/// The half-complex transform of an n_in^3 volume (corner origin) on the grid of
+/// an n_out^3 one over the same physical box: the frequencies with |k| < min(n_in,
+/// n_out) / 2 on every axis are copied, the rest is zero (both grids' Nyquist
+/// planes are left out), and nothing is scaled. Zero-pads when n_out > n_in,
+/// crops when n_out < n_in. Throws std::invalid_argument for a grid that is not
+/// the half-complex transform of n_in^3.
+ComplexGrid resize_spectrum(const ComplexGrid& f, int n_in, int n_out);
+
 /// Multiply the half-complex transform of an nx * ny image (or of each image
 /// of a stack) by the phase that shifts the real-space content by (dx, dy)
 /// pixels: positive dx moves content towards larger x.
