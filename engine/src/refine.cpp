@@ -82,13 +82,11 @@ void update_convergence(RefineState& st, const RefineOptions& o, bool global, do
 // the voxels where the mask exceeds 0.5 (all voxels when none does).
 std::vector<double> local_resolution_quantiles_A(const RealGrid& cutoff_px, const RealGrid& mask, double pixel_A) {
   const double span_A = cutoff_px.nx() * pixel_A;
-  std::vector<double> res, all;
-  for (std::size_t i = 0; i < cutoff_px.size(); ++i) {
-    const double r = span_A / std::max(1e-6, double(cutoff_px[i]));
-    all.push_back(r);
-    if (mask.size() == cutoff_px.size() && mask[i] > 0.5f) res.push_back(r);
-  }
-  if (res.empty()) res = std::move(all);
+  const bool masked = mask.size() == cutoff_px.size() &&
+                      std::any_of(mask.values().begin(), mask.values().end(), [](float m) { return m > 0.5f; });
+  std::vector<float> res;
+  for (std::size_t i = 0; i < cutoff_px.size(); ++i)
+    if (!masked || mask[i] > 0.5f) res.push_back(static_cast<float>(span_A / std::max(1e-6, double(cutoff_px[i]))));
   std::sort(res.begin(), res.end());
   std::vector<double> q;
   for (double f : kLocalResolutionQuantiles)
