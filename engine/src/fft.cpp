@@ -8,6 +8,9 @@
 #include <mutex>
 #include <numbers>
 #include <stdexcept>
+#include <vector>
+
+#include "tessera/particle_images.hpp"  // for_each_particle: the engine's deterministic thread loop
 
 namespace tessera {
 namespace {
@@ -149,6 +152,43 @@ ComplexGrid resize_spectrum(const ComplexGrid& f, int n_in, int n_out) {
       for (int x = 0; 2 * x < n; ++x) dst[x] = src[x];
     }
   }
+  return out;
+}
+
+int fft_friendly_size(int at_least) {
+  auto smooth = [](int n) {
+    for (int p : {2, 3, 5, 7})
+      while (n % p == 0) n /= p;
+    return n == 1;
+  };
+  int n = std::max(2, at_least + at_least % 2);
+  while (!smooth(n)) n += 2;
+  return n;
+}
+
+RealGrid resample_trilinear(const RealGrid& g, int n, int threads) {
+  const int m = g.nx();
+  if (g.ny() != m || g.nz() != m || m < 1 || n < 1)
+    throw std::invalid_argument("resample_trilinear: the grid is not cubic");
+  std::vector<int> i0(n), i1(n);
+  std::vector<float> f(n);
+  for (int x = 0; x < n; ++x) {
+    const double u = double(x) * m / n;
+    i0[x] = static_cast<int>(std::floor(u));
+    f[x] = static_cast<float>(u - i0[x]);
+    i1[x] = (i0[x] + 1) % m;
+  }
+  RealGrid out(n, n, n);
+  for_each_particle(n, std::max(1, threads), [&](int, long zl) {
+    const int z = static_cast<int>(zl);
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        auto at = [&](int zz, int yy) { return (1 - f[x]) * g(i0[x], yy, zz) + f[x] * g(i1[x], yy, zz); };
+        const float lo = (1 - f[y]) * at(i0[z], i0[y]) + f[y] * at(i0[z], i1[y]);
+        const float hi = (1 - f[y]) * at(i1[z], i0[y]) + f[y] * at(i1[z], i1[y]);
+        out(x, y, z) = (1 - f[z]) * lo + f[z] * hi;
+      }
+  });
   return out;
 }
 

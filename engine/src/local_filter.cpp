@@ -298,33 +298,6 @@ RealGrid raw_choice(const CountedFft& plan, const CrossValidationGrid& cv, const
   return best;
 }
 
-// Trilinear interpolation (periodic) of a grid of m^3 onto the box of n^3 it covers: voxel x of the box
-// lies at x m / n of the grid.
-RealGrid interpolate_to_box(const RealGrid& g, int n, int threads) {
-  const int m = g.nx();
-  std::vector<int> i0(n), i1(n);
-  std::vector<float> f(n);
-  for (int x = 0; x < n; ++x) {
-    const double u = double(x) * m / n;
-    i0[x] = static_cast<int>(std::floor(u));
-    f[x] = static_cast<float>(u - i0[x]);
-    i1[x] = (i0[x] + 1) % m;
-  }
-  RealGrid out(n, n, n);
-  for_each_slice(n, threads, [&](int z) {
-    for (int y = 0; y < n; ++y)
-      for (int x = 0; x < n; ++x) {
-        auto at = [&](int zz, int yy) {
-          return (1 - f[x]) * g(i0[x], yy, zz) + f[x] * g(i1[x], yy, zz);
-        };
-        const float lo = (1 - f[y]) * at(i0[z], i0[y]) + f[y] * at(i0[z], i1[y]);
-        const float hi = (1 - f[y]) * at(i1[z], i0[y]) + f[y] * at(i1[z], i1[y]);
-        out(x, y, z) = (1 - f[z]) * lo + f[z] * hi;
-      }
-  });
-  return out;
-}
-
 // Gaussian smoothing (periodic) of the cut-offs over the voxels where inside is 1, normalized by the
 // smoothed inside indicator: a voxel near the mask's edge averages only inside voxels.
 void smooth_cutoffs(const CountedFft& plan, RealGrid& cutoff, const RealGrid* inside, double sigma_px,
@@ -415,7 +388,7 @@ LocalFilterChoice choose_local_cutoffs(std::span<const RealGrid* const> folds, c
   if (cost.grid_box < box) {
     const CountedFft cropped(cost.grid_box, options.threads, cost.transforms_grid);
     const RealGrid raw = raw_choice(cropped, cross_validation_grid(full, &cropped, folds), candidates, options);
-    best = interpolate_to_box(raw, box, options.threads);
+    best = resample_trilinear(raw, box, options.threads);
   } else {
     best = raw_choice(full, cross_validation_grid(full, nullptr, folds), candidates, options);
   }

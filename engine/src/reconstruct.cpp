@@ -149,13 +149,7 @@ RealGrid density_compensation(const RealGrid& w, int pbox, int pad, double rmax,
 }  // namespace
 
 int band_limited_box(int box, double band_limit_px) {
-  auto smooth = [](int n) {
-    for (int p : {2, 3, 5, 7})
-      while (n % p == 0) n /= p;
-    return n == 1;
-  };
-  int n = 2 * static_cast<int>(std::ceil(std::max(0.0, band_limit_px) + 3));
-  while (n < box && !smooth(n)) n += 2;
+  const int n = fft_friendly_size(2 * static_cast<int>(std::ceil(std::max(0.0, band_limit_px) + 3)));
   return std::min(n, box);
 }
 

@@ -154,3 +154,32 @@ TEST(Fft, RejectsGridsOfAnotherShape) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// Even sizes with prime factors 2, 3, 5, 7 only, the smallest at or above the request.
+TEST(FftFriendlySize, SmallestEvenSevenSmoothSizeAtOrAbove) {
+  EXPECT_EQ(fft_friendly_size(1), 2);
+  EXPECT_EQ(fft_friendly_size(11), 12);
+  EXPECT_EQ(fft_friendly_size(22), 24);   // 22 = 2 * 11
+  EXPECT_EQ(fft_friendly_size(26), 28);   // 26 = 2 * 13
+  EXPECT_EQ(fft_friendly_size(98), 98);   // 2 * 7^2
+  EXPECT_EQ(fft_friendly_size(118), 120); // 118 = 2 * 59
+  EXPECT_EQ(fft_friendly_size(257), 270); // 258 = 2 * 3 * 43, 260 = 4 * 5 * 13, ..., 270 = 2 * 3^3 * 5
+}
+
+// Trilinear resampling reproduces a linear ramp between the coarse samples (periodic wrap aside).
+TEST(ResampleTrilinear, ReproducesARampBetweenSamples) {
+  RealGrid coarse(8, 8, 8);
+  for (int z = 0; z < 8; ++z)
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x) coarse(x, y, z) = static_cast<float>(x + 2 * y + 3 * z);
+  const RealGrid fine = resample_trilinear(coarse, 16);
+  for (int z = 0; z < 14; ++z)
+    for (int y = 0; y < 14; ++y)
+      for (int x = 0; x < 14; ++x) ASSERT_NEAR(fine(x, y, z), 0.5 * (x + 2 * y + 3 * z), 1e-4) << x << y << z;
+}
+
+}  // namespace
+}  // namespace tessera

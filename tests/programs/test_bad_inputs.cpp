@@ -224,6 +224,7 @@ Args valid_args(const std::string& program, const Valid& ok) {
     return {"--particles", ok.star.string(), "--reference", ok.truth.string(), "--max-iterations", "1"};
   if (program == "subtract")
     return {"--particles", ok.star.string(), "--map", ok.truth.string(), "--mask", ok.keep_mask.string()};
+  // validate_fsc, local_resolution
   return {"--half-map-A", ok.half_a.string(), "--half-map-B", ok.half_b.string(), "--mask", ok.mask.string()};
 }
 
@@ -246,7 +247,7 @@ Args plus(Args a, const Args& b) {
 
 struct Row {
   std::string name;                  // the test's name: <program>_<what is wrong>
-  std::string program;               // simulate, reconstruct, refine_homo, subtract, validate_fsc
+  std::string program;               // simulate, reconstruct, refine_homo, subtract, validate_fsc, local_resolution
   std::function<Args(Maker&)> make;  // makes the bad input; returns the changes to valid_args
   std::string names;                 // what the error line must contain: the file or the parameter
   After after = After::NoFolder;
@@ -469,9 +470,25 @@ std::vector<Row> validate_rows() {
   };
 }
 
+std::vector<Row> local_resolution_rows() {
+  const std::string l = "local_resolution", b = "--half-map-B";
+  return {
+      option("local_resolution_window_below_four_voxels", l, {"--window-A", "2"}),
+      option("local_resolution_threshold_above_one", l, {"--threshold", "1.5"}),
+      bad_file("local_resolution_half_map_b_wrong_box", l, b, "half_b48.mrc", volume(ramp(48))),
+      bad_file("local_resolution_half_map_not_mrc", l, "--half-map-A", "text.mrc", text(std::string(2000, 'a'))),
+      bad_file("local_resolution_mask_wrong_box", l, "--mask", "mask48.mrc", volume(ramp(48))),
+      bad_out("local_resolution_out_holds_user_files", l,
+              [](const fs::path& out) {
+                fs::create_directories(out / "sub");
+                test::write_text(out / "sub" / "map.mrc", "mine\n");
+              }),
+  };
+}
+
 std::vector<Row> all_rows() {
   std::vector<Row> rows;
-  for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows})
+  for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows, local_resolution_rows})
     for (Row& r : make()) rows.push_back(std::move(r));
   return rows;
 }

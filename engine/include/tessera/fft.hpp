@@ -67,6 +67,16 @@ void corner_to_centre(RealGrid& g, bool three_d);
 /// the half-complex transform of n_in^3.
 ComplexGrid resize_spectrum(const ComplexGrid& f, int n_in, int n_out);
 
+/// The smallest even size >= at_least whose prime factors are 2, 3, 5 and 7
+/// (sizes FFTW transforms fast).
+int fft_friendly_size(int at_least);
+
+/// Trilinear interpolation (periodic) of an m^3 grid onto the n^3 grid over the
+/// same box, origins at voxel 0 on both: voxel x of the result lies at x * m / n
+/// of the input. For fields that are smooth on the scale of the input's voxels
+/// (a resize_spectrum'd coarse grid's local statistics).
+RealGrid resample_trilinear(const RealGrid& g, int n, int threads = 1);
+
 /// Multiply the half-complex transform of an nx * ny image (or of each image
 /// of a stack) by the phase that shifts the real-space content by (dx, dy)
 /// pixels: positive dx moves content towards larger x.
