@@ -273,7 +273,11 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   if (in->particles) figures["views"] = views_part(v, ctx, *in);
   if (in->halves) figures["conical_fsc"] = cones_part(v, ctx, *in);
   tp::atomic_write_text(ctx.path("orientation_diagnostics.json"), figures.dump(2) + "\n");
-  ctx.add_output("diagnostics", "orientation_diagnostics.json");
+  // The headline figures also in outputs.json, where Scipion's summary shows them.
+  tp::Json headline = tp::Json::object();
+  if (in->particles) headline["scf_star"] = figures["views"]["scf_star"];
+  if (in->halves) headline["cfar"] = figures["conical_fsc"]["cfar"];
+  ctx.add_output("diagnostics", "orientation_diagnostics.json", headline);
 }
 
 }  // namespace

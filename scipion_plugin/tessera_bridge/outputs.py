@@ -11,7 +11,7 @@
 - ``read_particle_rows``: the program's ``particles.sqlite`` (item id, image, pose matrix, RELION
   extras) through the sqlite3 module, resolving image paths as the C++ writer stores them.
 - ``read_fsc``: the FSC JSON as frequencies (1/Å) and curves.
-- ``mrc_voxel_size`` / ``write_mrc_with_voxel_size``: the MRC header's voxel size.
+- ``mrc_box`` / ``mrc_voxel_size`` / ``write_mrc_with_voxel_size``: the MRC header's box and voxel size.
 """
 import json
 import os
@@ -243,6 +243,12 @@ def _header(path):
         raise OutputError('%s: not an MRC file (header shorter than 1024 bytes)' % path)
     order = '>' if head[212] == 0x11 else '<'  # machine stamp: 0x11 big-endian, 0x44 little
     return head, order
+
+
+def mrc_box(path):
+    """The number of columns (x size) from the MRC header."""
+    head, order = _header(path)
+    return struct.unpack_from(order + 'i', head, 0)[0]
 
 
 def mrc_voxel_size(path):

@@ -1,3 +1,4 @@
 from .viewer import TesseraViewer
+from .viewer_localres import TesseraLocalResolutionViewer
 
-__all__ = ['TesseraViewer']
+__all__ = ['TesseraViewer', 'TesseraLocalResolutionViewer']

@@ -26,9 +26,11 @@ from pwem.protocols import ProtImportMask, ProtImportParticles, ProtImportVolume
 from pyworkflow.viewer import CommandView  # noqa: E402
 
 import tessera  # noqa: E402
-from tessera.protocols import (TesseraProtRefineHomo, TesseraProtSimulate, TesseraProtSubtract,  # noqa: E402
+from tessera.protocols import (TesseraProtLocalResolution, TesseraProtOrientationDiagnostics,  # noqa: E402
+                               TesseraProtRefineHomo, TesseraProtSimulate, TesseraProtSubtract,
                                TesseraProtValidateFsc, make_protocol_class)
 from tessera.viewers import TesseraViewer  # noqa: E402
+from tessera.viewers.viewer_localres import TesseraLocalResolutionViewer, chimerax_script  # noqa: E402
 
 D = session.RELION_7DDO
 POSE_TOLERANCE = 1e-9  # the STAR holds the poses to full double precision; two conversions round differently
@@ -81,6 +83,13 @@ class TestTesseraInScipion(unittest.TestCase):
         cls.validate = cls.project.newProtocol(TesseraProtValidateFsc, objLabel='tessera validate FSC',
                                                half_maps=cls.refine.outputVolume, mask=cls.refine.outputMaskFsc)
         session.launch(cls.project, cls.validate)
+        cls.locres = cls.project.newProtocol(TesseraProtLocalResolution, objLabel='tessera local resolution',
+                                             half_maps=cls.refine.outputVolume, mask=cls.refine.outputMaskFsc)
+        session.launch(cls.project, cls.locres)
+        cls.orientations = cls.project.newProtocol(
+            TesseraProtOrientationDiagnostics, objLabel='tessera orientation diagnostics',
+            particles=cls.refine.outputParticles, half_maps=cls.refine.outputVolume)
+        session.launch(cls.project, cls.orientations)
         cls.simulate = cls.project.newProtocol(TesseraProtSimulate, objLabel='tessera simulate', count=50,
                                                phantom_box_px=32, pixel_A=4.0, origin_sigma_A=4.0)
         session.launch(cls.project, cls.simulate)
@@ -166,6 +175,36 @@ class TestTesseraInScipion(unittest.TestCase):
         self.assertIsInstance(self.validate.outputSharpened, Volume)
         self.assertFalse(hasattr(self.validate, 'outputMask'))  # optional: only without an input mask
 
+    def test_local_resolution(self):
+        res = self.locres.outputLocalResolution
+        self.assertIsInstance(res, Volume)
+        self.assertAlmostEqual(res.getSamplingRate(), 3.0, places=4)
+        with open(self.locres._getExtraPath('local_resolution.json')) as f:
+            h = json.load(f)
+        self.assertGreaterEqual(h['median_A'], 6.0)  # Nyquist of the 64 px box at 3 Å/px
+        summary = '\n'.join(self.locres.summary())
+        self.assertIn('median %.4g Å' % h['median_A'], summary)
+        # The ChimeraX script colours the filtered map's surface by the local-resolution map.
+        self.assertIn(TesseraProtLocalResolution, TesseraLocalResolutionViewer._targets)
+        script = os.path.join(session.WORK, 'locres_chimerax.py')
+        steps, colors = chimerax_script(self.locres._getExtraPath(), script)
+        self.assertAlmostEqual(steps[0], h['p05_A'])
+        self.assertAlmostEqual(steps[-1], max(h['p95_A'], h['p05_A'] + 0.1))  # a scale at least 0.1 Å wide
+        with open(script) as f:
+            text = f.read()
+        self.assertIn('locally_filtered.mrc', text)
+        self.assertIn('local_resolution.mrc', text)
+        self.assertIn('color sample #2 map #3 palette', text)
+
+    def test_orientation_diagnostics(self):
+        with open(self.orientations._getExtraPath('orientation_diagnostics.json')) as f:
+            figures = json.load(f)
+        self.assertEqual(figures['views']['particles'], 1000)
+        self.assertGreater(figures['views']['scf_star'], 0.8)  # uniform views of 1000 particles: about 0.9
+        summary = '\n'.join(self.orientations.summary())
+        self.assertIn('scf star', summary)
+        self.assertIn('cfar', summary)
+
     def test_simulate_particles_from_the_programs_own_set(self):
         parts = self.simulate.outputParticles
         self.assertEqual((parts.getSize(), parts.getAlignment(), parts.getSamplingRate()), (50, ALIGN_PROJ, 4.0))
@@ -218,7 +257,9 @@ class TestTesseraInScipion(unittest.TestCase):
             found = [c.value for c in node.childs if str(c.value).startswith('Tessera')]
             return found + [v for c in node.childs for v in tessera_items(c)]
         expected = sorted(c.__name__ for c in (TesseraProtRefineHomo, TesseraProtSubtract, TesseraProtValidateFsc,
-                                                TesseraProtSimulate)) + ['TesseraProtReconstruct', 'TesseraProtRefineNu']
+                                                TesseraProtSimulate, TesseraProtLocalResolution,
+                                                TesseraProtOrientationDiagnostics)) + [
+            'TesseraProtReconstruct', 'TesseraProtRefineNu']
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
 
