@@ -4,8 +4,10 @@
 // (XY: x right, y down from row 0; XZ: x right, z down; YZ: y right, z down),
 // at the zoom; projections are sums; an overlaid mask tints by its value, a
 // second volume draws its contour; the maximum-intensity rendering at two views
-// and the surface of a sphere match what they must be.
+// and the surface of a sphere match what they must be; a local-resolution map
+// colours the slices and the surface (rainbow colour map, computed here).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -247,15 +249,131 @@ TEST_F(ViewVolume, SurfaceOfASphereIsShadedByItsNormal) {
   EXPECT_GT(checked, 190);  // pi * 8^2 = 201 pixels
 }
 
+// The rainbow colour map of viewers/common/colormap.hpp, written out here
+// independently: blue, cyan, green, yellow, red at t = 0, 1/4, 1/2, 3/4, 1.
+std::array<double, 3> rainbow(double v, double lo, double hi) {
+  static constexpr std::array<std::array<double, 3>, 5> kStops{
+      {{0, 0, 255}, {0, 255, 255}, {0, 255, 0}, {255, 255, 0}, {255, 0, 0}}};
+  const double t = std::clamp((v - lo) / (hi - lo), 0.0, 1.0) * 4;
+  const int k = std::min(3, static_cast<int>(t));
+  std::array<double, 3> c{};
+  for (int ch = 0; ch < 3; ++ch) c[ch] = kStops[k][ch] + (kStops[k + 1][ch] - kStops[k][ch]) * (t - k);
+  return c;
+}
+
+// The pixel a colour-map coloured grey level g gives: each channel round(c * g / 255).
+QRgb modulated(const std::array<double, 3>& c, int g) {
+  const auto ch = [&](int i) { return static_cast<int>(std::lround(std::lround(c[i]) * g / 255.0)); };
+  return qRgb(ch(0), ch(1), ch(2));
+}
+
+// A ball (distance field 10 - r) with a local resolution that grows along x,
+// 3 + 0.25 x Angstrom: the slices are the grey levels times the colour of each
+// voxel's resolution; the surface seen head-on has at pixel (i, j) the colour of
+// 3 + 0.25 i (the ray runs along z at x = i) times its shading (as the sphere
+// test above: within 4 grey levels); the colour bar runs blue to red over the range.
+TEST_F(ViewVolume, LocalResolutionColoursTheSlicesAndTheSurface) {
+  RealGrid ball(32, 32, 32), res(32, 32, 32);
+  for (int z = 0; z < 32; ++z)
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 32; ++x) {
+        ball(x, y, z) = static_cast<float>(
+            10 - std::sqrt((x - 16.0) * (x - 16.0) + (y - 16.0) * (y - 16.0) + (z - 16.0) * (z - 16.0)));
+        res(x, y, z) = static_cast<float>(3 + 0.25 * x);
+      }
+  const fs::path file = write_volume("ball.mrc", ball), rfile = write_volume("local_resolution.mrc", res);
+  QImage img;
+  const Json g = export_png({file.string(), "--color-by", rfile.string(), "--color-range", "4,9", "--panels",
+                             "slices,surface", "--surface-level", "0", "--contrast", "minmax", "--zoom", "2"},
+                            "volume_local_resolution.png", img);
+  EXPECT_EQ(g.at("figure").at("color_by").at("range"), Json::array({4.0, 9.0}));
+  const auto [mn, mx] = std::minmax_element(ball.values().begin(), ball.values().end());
+  for (char axis : {'x', 'y', 'z'}) {
+    const RealGrid s = expected_picture(ball, axis, 16), r = expected_picture(res, axis, 16);
+    expect_pixels(
+        img, panel(g, "slice", std::string(1, axis)), 2,
+        [&](int x, int y) { return modulated(rainbow(r(x, y), 4, 9), expected_grey(s(x, y), *mn, *mx)); },
+        std::string("coloured slice ") + axis);
+  }
+  const Json& p = panel(g, "surface", "z");
+  EXPECT_EQ(p.at("colored_by"), "local_resolution.mrc");
+  const int x0 = p.at("rect")[0], y0 = p.at("rect")[1];
+  int checked = 0, worst = 0;
+  for (int j = 0; j < 32; ++j)
+    for (int i = 0; i < 32; ++i) {
+      const double d = std::hypot(i - 16.0, j - 16.0);
+      const QRgb got = img.pixel(x0 + 2 * i, y0 + 2 * j);
+      if (d > 10.5) {
+        EXPECT_EQ(got & 0xffffff, 0u) << i << ", " << j;
+      } else if (d < 8) {
+        const QRgb want =
+            modulated(rainbow(3 + 0.25 * i, 4, 9), expected_grey(0.15 + 0.85 * std::sqrt(1 - d * d / 100), 0, 1));
+        worst = std::max({worst, std::abs(qRed(got) - qRed(want)), std::abs(qGreen(got) - qGreen(want)),
+                          std::abs(qBlue(got) - qBlue(want))});
+        ++checked;
+      }
+    }
+  EXPECT_LE(worst, 4);
+  EXPECT_GT(checked, 190);
+  // The colour bar: blue at its left end, red at its right, each tick's colour under it.
+  const Json& bar = g.at("figure").at("color_bar");
+  EXPECT_EQ(bar.at("limits"), Json::array({4.0, 9.0}));
+  const int bx = bar.at("rect")[0], by = bar.at("rect")[1], bw = bar.at("rect")[2], bh = bar.at("rect")[3];
+  EXPECT_LE(color_distance(img.pixel(bx + 1, by + bh / 2), QColor(0, 0, 255)), 8);
+  EXPECT_LE(color_distance(img.pixel(bx + bw - 2, by + bh / 2), QColor(255, 0, 0)), 8);
+  ASSERT_GE(bar.at("ticks").size(), 3u);
+  for (const auto& tick : bar.at("ticks")) {
+    const double v = tick.at("value"), x = tick.at("x");
+    const auto c = rainbow(v, 4, 9);
+    const int inside = std::clamp(static_cast<int>(x), bx + 1, bx + bw - 2);  // the ends are the bar's frame
+    EXPECT_LE(color_distance(img.pixel(inside, by + bh / 2),
+                             QColor(static_cast<int>(std::lround(c[0])), static_cast<int>(std::lround(c[1])),
+                                    static_cast<int>(std::lround(c[2])))),
+              16)
+        << v;
+    EXPECT_NEAR(x, bx + (v - 4) / 5 * bw, 0.5) << v;
+  }
+}
+
+// Without --color-range the colours span the 5th to 95th percentile (nearest
+// rank) of the colour map over the voxels at or above the surface level.
+TEST_F(ViewVolume, ColourRangeDefaultsToPercentilesInsideTheSurface) {
+  RealGrid ball(24, 24, 24), res(24, 24, 24);
+  std::vector<float> inside;
+  for (int z = 0; z < 24; ++z)
+    for (int y = 0; y < 24; ++y)
+      for (int x = 0; x < 24; ++x) {
+        ball(x, y, z) = static_cast<float>(
+            7 - std::sqrt((x - 12.0) * (x - 12.0) + (y - 12.0) * (y - 12.0) + (z - 12.0) * (z - 12.0)));
+        res(x, y, z) = static_cast<float>(2.5 + 0.1 * x + 0.05 * y * z);
+        if (ball(x, y, z) >= 0) inside.push_back(res(x, y, z));
+      }
+  std::sort(inside.begin(), inside.end());
+  const auto rank = [&](double pct) { return inside[std::llround(pct / 100 * (inside.size() - 1.0))]; };
+  const fs::path file = write_volume("ball.mrc", ball), rfile = write_volume("lr.mrc", res);
+  QImage img;
+  const Json g = export_png({file.string(), "--color-by", rfile.string(), "--surface-level", "0"},
+                            "volume_local_resolution_default_range.png", img);
+  const Json& range = g.at("figure").at("color_by").at("range");
+  EXPECT_NEAR(range[0].get<double>(), rank(5), 1e-5);
+  EXPECT_NEAR(range[1].get<double>(), rank(95), 1e-5);
+  EXPECT_GT(rank(95) - rank(5), 1.0);
+}
+
 TEST_F(ViewVolume, BadInputExits2WithOneErrorLineAndWritesNothing) {
   const fs::path file = write_volume("v.mrc", test_volume(24, 20, 16));
   const fs::path other = write_volume("other.mrc", test_volume(20, 20, 16));
   write_text(tmp_ / "text.mrc", "not a map");
+  write_mrc(tmp_ / "coarse.mrc", test_volume(24, 20, 16), 3.0);  // the volume's grid at another voxel size
   const fs::path png = tmp_ / "never.png";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
       {{(tmp_ / "missing.mrc").string()}, "missing.mrc"},
       {{(tmp_ / "text.mrc").string()}, "text.mrc"},
       {{file.string(), "--overlay", other.string()}, "other.mrc"},
+      {{file.string(), "--color-by", other.string()}, "other.mrc"},
+      {{file.string(), "--color-by", (tmp_ / "coarse.mrc").string()}, "coarse.mrc"},
+      {{file.string(), "--color-by", file.string(), "--color-range", "9,4"}, "--color-range"},
+      {{file.string(), "--color-range", "4,9"}, "--color-range"},
       {{file.string(), "--slice-z", "16"}, "--slice-z"},
       {{file.string(), "--contrast", "sigma:-1"}, "--contrast"},
       {{file.string(), "--panels", "slices,holograms"}, "holograms"},

@@ -96,6 +96,29 @@ OverlaySettings parse_overlay(const QCommandLineParser& p, const RealGrid& overl
   return o;
 }
 
+// The colour map's 5th and 95th percentiles over the voxels the surface encloses
+// (volume >= level: the molecule); over the whole box when none does or when
+// those percentiles are equal (e.g. a core at Nyquist); +-1 about a single value.
+Limits default_color_range(const RealGrid& volume, const RealGrid& colors, double level) {
+  std::vector<float> inside;
+  for (std::size_t i = 0; i < volume.size(); ++i)
+    if (volume.data()[i] >= level) inside.push_back(colors.data()[i]);
+  const ContrastSpec p5{ContrastSpec::Mode::Percentile, 5};
+  Limits l = inside.empty() ? Limits{0, 0} : contrast_limits(p5, inside.data(), inside.size());
+  if (!(l.hi > l.lo)) l = contrast_limits(p5, colors.data(), colors.size());
+  if (!(l.hi > l.lo)) l = {l.lo - 1, l.hi + 1};
+  return l;
+}
+
+NamedVolume load_same_shape(const QCommandLineParser& p, const char* option, const RealGrid& v) {
+  NamedVolume other = load(p.value(option).toStdString());
+  if (!other.data.same_shape(v))
+    throw InputError(fmt::format("--{} {}: {} x {} x {} voxels, the volume has {} x {} x {}", option,
+                                 p.value(option).toStdString(), other.data.nx(), other.data.ny(), other.data.nz(),
+                                 v.nx(), v.ny(), v.nz()));
+  return other;
+}
+
 std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   const QStringList args = p.positionalArguments();
   if (args.size() != 1) throw InputError("give one MRC volume (the overlay goes with --overlay)");
@@ -104,11 +127,7 @@ std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   std::optional<NamedVolume> overlay;
   VolumeSettings s;
   if (p.isSet("overlay")) {
-    overlay = load(p.value("overlay").toStdString());
-    if (!overlay->data.same_shape(v))
-      throw InputError(fmt::format("--overlay {}: {} x {} x {} voxels, the volume has {} x {} x {}",
-                                   p.value("overlay").toStdString(), overlay->data.nx(), overlay->data.ny(),
-                                   overlay->data.nz(), v.nx(), v.ny(), v.nz()));
+    overlay = load_same_shape(p, "overlay", v);
     s.overlay = parse_overlay(p, overlay->data);
   }
   s.index = {slice_index(p, "slice-x", v.nx()), slice_index(p, "slice-y", v.ny()), slice_index(p, "slice-z", v.nz())};
@@ -118,7 +137,23 @@ std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   parse_panels(p, s);
   s.view = parse_view(p);
   s.surface_level = p.isSet("surface-level") ? option_double(p, "surface-level") : mean_plus_sigmas(v, 3);
-  return std::make_unique<VolumeFigure>(std::move(volume), std::move(overlay), s);
+  std::optional<NamedVolume> color_by;
+  if (p.isSet("color-by")) {
+    color_by = load_same_shape(p, "color-by", v);
+    if (color_by->voxel_A > 0 && volume.voxel_A > 0 &&
+        std::abs(color_by->voxel_A - volume.voxel_A) > 1e-3 * volume.voxel_A)
+      throw InputError(fmt::format("--color-by {}: {:.4g} A/voxel, the volume has {:.4g}",
+                                   p.value("color-by").toStdString(), color_by->voxel_A, volume.voxel_A));
+    if (p.isSet("color-range")) {
+      const ContrastSpec r = ContrastSpec::parse("range:" + p.value("color-range").toStdString(), "--color-range");
+      s.color_range = {r.lo, r.hi};
+    } else {
+      s.color_range = default_color_range(v, color_by->data, s.surface_level);
+    }
+  } else if (p.isSet("color-range")) {
+    throw InputError("--color-range: goes with --color-by");
+  }
+  return std::make_unique<VolumeFigure>(std::move(volume), std::move(overlay), s, std::move(color_by));
 }
 
 void add_options(QCommandLineParser& p) {
@@ -138,6 +173,14 @@ void add_options(QCommandLineParser& p) {
   p.addOption({"overlay-level", "Contour level (default 0.5 for a mask, else mean + 3 standard deviations).", "L"});
   p.addOption({"overlay-opacity", "Tint opacity at the top of the range.", "A", "0.45"});
   p.addOption({"overlay-color", "Overlay colour (#rrggbb or a name).", "COLOR", "#ff2828"});
+  p.addOption({"color-by",
+               "Colour the slices and the surface by this map of the same grid (e.g. local_resolution.mrc, A): "
+               "blue (best) to red.",
+               "FILE"});
+  p.addOption({"color-range",
+               "The --color-by values at blue and red (default: its 5th and 95th percentiles inside the surface "
+               "level, or over the box when nothing is above it or they are equal).",
+               "LO,HI"});
 }
 
 }  // namespace

@@ -9,12 +9,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/colormap.hpp"
+
 namespace tessera::viewer {
 
 namespace {
 
 constexpr int kMargin = 12, kGap = 16, kTitleH = 20, kFooterH = 64, kBarW = 256, kBarH = 12;
-constexpr int kMinColumn = 170;  // room for a panel's title
+constexpr int kColorBarH = 16, kColorFooterH = 64;  // the colour map's bar, its title and labels
+constexpr int kMinColumn = 170;                     // room for a panel's title
 
 int column_width(int picture_width) {
   return std::max(picture_width, kMinColumn);
@@ -55,8 +58,20 @@ void apply_overlay(QImage& picture, const RealGrid& o, const OverlaySettings& s,
   });
 }
 
-VolumeFigure::VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings)
-    : volume_(std::move(volume)), overlay_(std::move(overlay)), settings_(settings) {
+void apply_color_map(QImage& picture, const RealGrid& values, const Limits& range, double zoom) {
+  const ColorMap& map = ColorMap::rainbow();
+  for_each_zoomed_pixel(values.nx(), values.ny(), zoom, [&](int i, int j, int x, int y) {
+    const float v = values(x, y);
+    const QColor c = std::isnan(v) ? QColor(Qt::black) : map.at(v, range);
+    const int g = qGreen(picture.pixel(i, j));  // grey: all channels equal
+    const auto times = [g](int channel) { return static_cast<int>(std::lround(channel * g / 255.0)); };
+    picture.setPixel(i, j, qRgb(times(c.red()), times(c.green()), times(c.blue())));
+  });
+}
+
+VolumeFigure::VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings,
+                           std::optional<NamedVolume> color_by)
+    : volume_(std::move(volume)), overlay_(std::move(overlay)), settings_(settings), color_by_(std::move(color_by)) {
   limits_ = contrast_limits(settings_.contrast, volume_.data.data(), volume_.data.size());
   set_settings(settings);
 }
@@ -69,7 +84,20 @@ void VolumeFigure::set_settings(const VolumeSettings& s) {
   for (int a = 0; a < 3; ++a)
     settings_.index[a] = std::clamp(settings_.index[a], 0, axis_size(volume_.data, static_cast<Axis>(a)) - 1);
   if (contrast_changed) limits_ = contrast_limits(settings_.contrast, volume_.data.data(), volume_.data.size());
-  if (view_changed) renderings_.clear();
+  if (view_changed) {
+    renderings_.clear();
+    colored_surface_.reset();
+  }
+}
+
+const SurfaceRendering& VolumeFigure::colored_surface() {
+  if (!colored_surface_)
+    colored_surface_ = render_surface(volume_.data, settings_.view, settings_.surface_level, color_by_->data);
+  return *colored_surface_;
+}
+
+int VolumeFigure::footer_height() const {
+  return kFooterH + (color_by_ ? kColorFooterH : 0);
 }
 
 const RealGrid& VolumeFigure::rendering(const std::string& kind) {
@@ -105,7 +133,7 @@ QSize VolumeFigure::natural_size() const {
   const auto [line1, line2] = footer_lines();
   int w = std::max({kBarW + 2 * kMargin + 200, fm.horizontalAdvance(line1) + 2 * kMargin,
                     fm.horizontalAdvance(line2) + 2 * kMargin + 16});
-  int h = kMargin + kFooterH;
+  int h = kMargin + footer_height();
   for (const auto& row : panel_rows()) {
     int rw = kMargin, rh = 0;
     for (const auto& p : row) {
@@ -139,9 +167,19 @@ QImage VolumeFigure::panel_image(const PanelSpec& p, Json& info) {
     const int index = settings_.index[static_cast<int>(p.axis)];
     const RealGrid s = volume_slice(volume_.data, p.axis, index);
     QImage img = grey_image(s.data(), s.nx(), s.ny(), limits_, zoom);
+    if (color_by_) apply_color_map(img, volume_slice(color_by_->data, p.axis, index), settings_.color_range, zoom);
     if (overlay_) apply_overlay(img, volume_slice(overlay_->data, p.axis, index), settings_.overlay, zoom);
     info["index"] = index;
     info["limits"] = limits_json(limits_);
+    return img;
+  }
+  if (p.kind == "surface" && color_by_) {
+    const SurfaceRendering& r = colored_surface();
+    QImage img = grey_image(r.shade.data(), r.shade.nx(), r.shade.ny(), Limits{0, 1}, zoom);
+    apply_color_map(img, r.values, settings_.color_range, zoom);
+    info["limits"] = limits_json(Limits{0, 1});
+    info["view"] = {settings_.view.rot, settings_.view.tilt, settings_.view.psi};
+    info["colored_by"] = color_by_->name;
     return img;
   }
   const RealGrid r = p.kind == "projection" ? volume_projection(volume_.data, p.axis) : rendering(p.kind);
@@ -184,6 +222,13 @@ void VolumeFigure::draw_footer(QPainter& painter, int top, Json& g) const {
   painter.drawText(QRect(kMargin, bar.top() - 3, 64, kBarH + 6), Qt::AlignRight | Qt::AlignVCenter, lo);
   painter.drawText(QPoint(bar.right() + 6, bar.bottom()), hi);
   g["colorbar_rect"] = rect_json(bar);
+  if (!color_by_) return;
+  // The colour map's bar: round Angstrom values, the limits written at the ends.
+  const Limits& range = settings_.color_range;
+  const QRect cbar(kMargin + 70, top + kFooterH + 22, kBarW, kColorBarH);
+  ColorBarSpec spec{cbar, Qt::Horizontal, range, nice_ticks(range.lo, range.hi, 5),
+                    fmt::format("colour: {} (Å), {:.3g} Å blue to {:.3g} Å red", color_by_->name, range.lo, range.hi)};
+  g["color_bar"] = draw_color_bar(painter, ColorMap::rainbow(), spec, [](double v) { return fmt::format("{:g}", v); });
 }
 
 Json VolumeFigure::paint(QPainter& painter, QSize) {
@@ -209,6 +254,9 @@ Json VolumeFigure::paint(QPainter& painter, QSize) {
     y += kTitleH + rh + kGap;
   }
   draw_footer(painter, y, g);
+  if (color_by_)
+    g["color_by"] = {
+        {"name", color_by_->name}, {"range", limits_json(settings_.color_range)}, {"map", ColorMap::rainbow().name()}};
   if (overlay_)
     g["overlay"] = {{"name", overlay_->name},
                     {"color", color_name(settings_.overlay.color)},

@@ -15,6 +15,17 @@
 ///            with o the overlay's voxel under the pixel and [lo, hi] its range
 ///   contour: pixels whose voxel has o >= level and a 4-neighbour in the slice
 ///            with o < level (or none: the slice's edge) get the overlay colour
+///
+/// Colour map (--color-by: a map of the volume's shape, e.g. a local-resolution
+/// map in Angstrom), on the slices and the surface; projections and the MIP stay
+/// grey. With c the colour of ColorMap::rainbow (colormap.hpp) at the colour
+/// map's value under [lo, hi] = settings.color_range (lo, the best resolution,
+/// blue; hi red):
+///   slices:  each channel becomes round(c * g / 255), g the pixel's grey level
+///            (the colour map's voxel under the pixel; before the overlay)
+///   surface: the same with g the surface's grey level and the colour map's value
+///            at the surface voxel (volume_render.hpp surface values); black off it
+/// The footer then holds a colour bar from lo to hi labelled in Angstrom.
 #include <QColor>
 #include <QString>
 #include <array>
@@ -46,6 +57,7 @@ struct VolumeSettings {
   Euler view;  ///< rot, tilt, psi for mip and surface
   double surface_level = 0;
   OverlaySettings overlay;
+  Limits color_range{0, 1};  ///< the colour map's values at the blue and red ends
 };
 
 struct NamedVolume {
@@ -56,11 +68,13 @@ struct NamedVolume {
 
 class VolumeFigure : public Figure {
  public:
-  /// The overlay, when given, has the volume's shape (the caller checks).
-  VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings);
+  /// The overlay and the colour map, when given, have the volume's shape (the caller checks).
+  VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings,
+               std::optional<NamedVolume> color_by = std::nullopt);
 
   const NamedVolume& volume() const { return volume_; }
   const std::optional<NamedVolume>& overlay() const { return overlay_; }
+  const std::optional<NamedVolume>& color_by() const { return color_by_; }
   const VolumeSettings& settings() const { return settings_; }
   /// Changes the settings (the contrast limits and renderings are recomputed when needed).
   void set_settings(const VolumeSettings& s);
@@ -80,17 +94,25 @@ class VolumeFigure : public Figure {
   QImage panel_image(const PanelSpec& p, Json& info);
   std::string panel_title(const PanelSpec& p) const;
   const RealGrid& rendering(const std::string& kind);
+  const SurfaceRendering& colored_surface();
   void draw_footer(QPainter& painter, int top, Json& g) const;
+  int footer_height() const;
   std::pair<QString, QString> footer_lines() const;  ///< the volume; the overlay (empty without one)
 
   NamedVolume volume_;
   std::optional<NamedVolume> overlay_;
   VolumeSettings settings_;
   Limits limits_;
-  std::map<std::string, RealGrid> renderings_;  ///< cached "mip" / "surface" at the current view
+  std::optional<NamedVolume> color_by_;
+  std::map<std::string, RealGrid> renderings_;       ///< cached "mip" / "surface" at the current view
+  std::optional<SurfaceRendering> colored_surface_;  ///< cached surface with the colour map's values
 };
 
 /// Blends the overlay slice into a zoomed picture as described above.
 void apply_overlay(QImage& picture, const RealGrid& overlay_slice, const OverlaySettings& o, double zoom);
+
+/// Multiplies a zoomed grey picture by the colours of `values` (same grid) under
+/// `range` as described above; NaN values make the pixel black.
+void apply_color_map(QImage& picture, const RealGrid& values, const Limits& range, double zoom);
 
 }  // namespace tessera::viewer

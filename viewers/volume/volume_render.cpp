@@ -132,11 +132,15 @@ RealGrid render_mip(const RealGrid& v, const Euler& view) {
   return out;
 }
 
-RealGrid render_surface(const RealGrid& v, const Euler& view, double level) {
+namespace {
+
+// Walks every pixel's ray to the surface (render_surface above) and calls
+// hit(i, j, p, shade) with the surface point p (voxels) where it finds one.
+template <class Hit>
+void march_surface(const RealGrid& v, const Euler& view, double level, Hit&& hit) {
   const ViewFrame f = view_frame(v, view);
   const Mat3 a = euler_to_matrix(view);  // volume frame -> view frame
   constexpr double step = 0.25;
-  RealGrid out(f.n, f.n);
   for (int j = 0; j < f.n; ++j)
     for (int i = 0; i < f.n; ++i) {
       const Ray r = f.ray(i, j);
@@ -154,13 +158,32 @@ RealGrid render_surface(const RealGrid& v, const Euler& view, double level) {
           const Vec3 g = multiply(a, gradient(v, p));
           const double norm = std::sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
           const double facing = norm > 0 ? std::max(0.0, -g[2] / norm) : 1.0;
-          out(i, j) = static_cast<float>(0.15 + 0.85 * facing);
+          hit(i, j, p, static_cast<float>(0.15 + 0.85 * facing));
           break;
         }
         prev = s;
         have_prev = true;
       }
     }
+}
+
+}  // namespace
+
+RealGrid render_surface(const RealGrid& v, const Euler& view, double level) {
+  const int n = std::max({v.nx(), v.ny(), v.nz()});
+  RealGrid out(n, n);
+  march_surface(v, view, level, [&](int i, int j, const Vec3&, float shade) { out(i, j) = shade; });
+  return out;
+}
+
+SurfaceRendering render_surface(const RealGrid& v, const Euler& view, double level, const RealGrid& values) {
+  const int n = std::max({v.nx(), v.ny(), v.nz()});
+  SurfaceRendering out{RealGrid(n, n), RealGrid(n, n, 1, std::numeric_limits<float>::quiet_NaN())};
+  const auto nearest = [](double c, int size) { return std::clamp(static_cast<int>(std::lround(c)), 0, size - 1); };
+  march_surface(v, view, level, [&](int i, int j, const Vec3& p, float shade) {
+    out.shade(i, j) = shade;
+    out.values(i, j) = values(nearest(p[0], v.nx()), nearest(p[1], v.ny()), nearest(p[2], v.nz()));
+  });
   return out;
 }
 

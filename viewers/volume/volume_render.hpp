@@ -24,6 +24,10 @@
 ///            (central differences over +-1 voxel) in the view frame (head-on
 ///            light from the viewer), 0 where the ray hits nothing. Values lie
 ///            in [0, 1].
+///   surface values: the same rays; per pixel the value of a second grid of the
+///            volume's shape (e.g. a local-resolution map) at the voxel nearest
+///            the surface point (each coordinate rounded), NaN where the ray hits
+///            nothing.
 #include "tessera/geometry.hpp"
 #include "tessera/grid.hpp"
 
@@ -45,5 +49,12 @@ bool sample_trilinear(const RealGrid& v, double x, double y, double z, double& o
 
 RealGrid render_mip(const RealGrid& v, const Euler& view);
 RealGrid render_surface(const RealGrid& v, const Euler& view, double level);
+
+struct SurfaceRendering {
+  RealGrid shade;   ///< as render_surface
+  RealGrid values;  ///< the surface values (NaN off the surface)
+};
+/// The surface and its values from `values` (same shape as v; the caller checks).
+SurfaceRendering render_surface(const RealGrid& v, const Euler& view, double level, const RealGrid& values);
 
 }  // namespace tessera::viewer
