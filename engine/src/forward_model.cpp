@@ -8,6 +8,7 @@
 
 #include "tessera/alignment.hpp"
 #include "tessera/ctf.hpp"
+#include "tessera/fft.hpp"
 
 namespace tessera {
 namespace {
@@ -75,6 +76,21 @@ void expected_points(const Projector& volume, const ModelPose& pose, const Fouri
   for (std::size_t j = 0; j < disk.size(); ++j)
     out[j] *= origin_phase(disk.kx[j], disk.ky[j], n, pose.origin_x_px, pose.origin_y_px) *
               amplitude(ctf, scale, disk.index[j]);
+}
+
+void backprojection_terms(const ComplexGrid& image, const ModelPose& pose, const RealGrid* ctf, double scale,
+                          double probability, ComplexGrid& data, RealGrid& weight) {
+  const int n = image.ny();
+  check_ctf_shape(ctf, n, "backprojection_terms");
+  data = image;
+  phase_shift_2d(data, n, pose.origin_x_px, pose.origin_y_px);
+  if (weight.nx() != image.nx() || weight.ny() != image.ny()) weight = RealGrid(image.nx(), image.ny());
+  const float a = static_cast<float>(probability * scale), w = static_cast<float>(probability * scale * scale);
+  for (std::size_t k = 0; k < data.size(); ++k) {
+    const float c = ctf ? (*ctf)[k] : 1.0f;
+    data[k] *= a * c;
+    weight[k] = w * c * c;
+  }
 }
 
 }  // namespace tessera

@@ -20,9 +20,8 @@
 #include "tessera/random.hpp"
 
 namespace tessera {
-namespace {
 
-void split_halves(ParticleSet& set, std::uint64_t seed) {
+void assign_half_sets(ParticleSet& set, std::uint64_t seed) {
   const bool given = std::all_of(set.particles.begin(), set.particles.end(),
                                  [](const Particle& p) { return p.half_set == 1 || p.half_set == 2; });
   if (given) return;
@@ -32,6 +31,8 @@ void split_halves(ParticleSet& set, std::uint64_t seed) {
   for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[static_cast<std::size_t>(uniform01(rng) * i)]);
   for (std::size_t k = 0; k < order.size(); ++k) set.particles[order[k]].half_set = k < order.size() / 2 ? 1 : 2;
 }
+
+namespace {
 
 // Averages the two maps' Fourier components below shell k_share.
 void share_low_frequencies(RealGrid& a, RealGrid& b, double k_share) {
@@ -137,24 +138,19 @@ IterationContext iteration_context(const RefineState& st, const RefineOptions& o
 
 namespace {
 
-// Back-projects image f at a pose with probability `prob`: data = prob a CTF X
-// (centred by the pose's origin), weight = prob a^2 CTF^2.
+// Back-projects image f at a pose with probability `prob` (the model's adjoint, forward_model.hpp).
 void insert_at(BackProjector& bp, const ComplexGrid& f, const RealGrid& ctf, const PoseEstimate& e, double a,
-               double prob, int box) {
-  ComplexGrid data = f;
-  phase_shift_2d(data, box, e.origin_x_px, e.origin_y_px);
-  RealGrid weight(box / 2 + 1, box);
-  for (std::size_t k = 0; k < data.size(); ++k) {
-    data[k] *= static_cast<float>(prob * a) * ctf[k];
-    weight[k] = static_cast<float>(prob * a * a) * ctf[k] * ctf[k];
-  }
+               double prob) {
+  ComplexGrid data;
+  RealGrid weight;
+  backprojection_terms(f, as_model(e), &ctf, a, prob, data, weight);
   bp.insert(data, weight, e.rotation);
 }
 
 class HomogeneousStep final : public ParticleStep {
  public:
-  HomogeneousStep(const RefineOptions& o, SearchFactory global, SearchFactory local)
-      : o_(o), global_(std::move(global)), local_(std::move(local)) {
+  HomogeneousStep(const RefineOptions& o, SearchFactory global, SearchFactory local, SignalRemoval remove = {})
+      : o_(o), global_(std::move(global)), local_(std::move(local)), remove_(std::move(remove)) {
     if (!global_) global_ = [this](const IterationContext&) { return make_global_search(o_.global); };
     if (!local_) local_ = [this](const IterationContext&) { return make_local_search(o_.local); };
   }
@@ -175,8 +171,14 @@ class HomogeneousStep final : public ParticleStep {
     const Prepared& s = *refs_;
     for (std::size_t k = 0; k < batch.size(); ++k) {
       const Particle& p = set.particles[static_cast<std::size_t>(batch[k])];
-      const ComplexGrid& f = readers_[thread].transform(set, p);
       const RealGrid ctf = model_ctf(p, set.optics_of(p), s.box);
+      const ComplexGrid* image = &readers_[thread].transform(set, p);
+      if (remove_) {
+        adjusted_[thread] = *image;
+        remove_(p, batch[k], ctf, adjusted_[thread]);
+        image = &adjusted_[thread];
+      }
+      const ComplexGrid& f = *image;
       const ParticleInput in{&f, &ctf, p.scale, current_pose(p, s.pixel_A)};
       PoseEstimate e;
       s.search[p.half_set - 1]->search_batch({&in, 1}, {&e, 1});
@@ -185,9 +187,9 @@ class HomogeneousStep final : public ParticleStep {
       add_residual(s, f, m, a, acc);
       BackProjector& bp = acc.target(p.half_set, batch[k]);
       if (e.posterior.empty()) {
-        insert_at(bp, f, ctf, e, a, 1.0, s.box);
+        insert_at(bp, f, ctf, e, a, 1.0);
       } else {
-        for (const WeightedPose& wp : e.posterior) insert_at(bp, f, ctf, wp.pose, a, wp.weight, s.box);
+        for (const WeightedPose& wp : e.posterior) insert_at(bp, f, ctf, wp.pose, a, wp.weight);
       }
       double* out = &outcomes[k * outcome_size()];
       out[0] = p.pose ? rotation_distance_deg(in.current.rotation, e.rotation) : std::numeric_limits<double>::quiet_NaN();
@@ -243,6 +245,7 @@ class HomogeneousStep final : public ParticleStep {
   void ensure_readers(const IterationContext& c) {
     if (static_cast<int>(readers_.size()) == c.threads) return;
     readers_.clear();
+    adjusted_.assign(static_cast<std::size_t>(c.threads), ComplexGrid());
     for (int t = 0; t < c.threads; ++t) {
       readers_.emplace_back(c.box);
       readers_.back().set_window(o_.window_inner_frac * c.box / 2.0, o_.window_outer_frac * c.box / 2.0);
@@ -263,15 +266,18 @@ class HomogeneousStep final : public ParticleStep {
 
   RefineOptions o_;
   SearchFactory global_, local_;
+  SignalRemoval remove_;
   std::unique_ptr<Prepared> refs_;
+  std::vector<ComplexGrid> adjusted_;  // per thread: the image with remove_'s signal taken out
   std::vector<ParticleImageReader> readers_;
 };
 
 }  // namespace
 
 std::unique_ptr<ParticleStep> make_homogeneous_step(const RefineOptions& options, SearchFactory global_search,
-                                                    SearchFactory local_search) {
-  return std::make_unique<HomogeneousStep>(options, std::move(global_search), std::move(local_search));
+                                                    SearchFactory local_search, SignalRemoval remove_signal) {
+  return std::make_unique<HomogeneousStep>(options, std::move(global_search), std::move(local_search),
+                                           std::move(remove_signal));
 }
 
 double alignment_kmax(double resolution_A, const RefineOptions& o, int box, double pixel_A) {
@@ -286,7 +292,7 @@ RefineState start_refinement(ParticleSet particles, const RealGrid& reference, d
   const int box = particle_box(particles);
   if (reference.nx() != box)
     throw InputError(fmt::format("the reference is {} px, the particles {} px", reference.nx(), box));
-  split_halves(particles, o.seed);
+  assign_half_sets(particles, o.seed);
   for (auto& p : particles.particles)
     if (o.reset_scale || !(p.scale > 0)) p.scale = 1;
   st.particles = std::move(particles);

@@ -8,6 +8,7 @@
 #include "tessera/ctf.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fft.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/particle_images.hpp"
 
@@ -21,22 +22,17 @@ void insert_particle(BackProjector& a, BackProjector& b, ParticleImageReader& im
     throw InputError(fmt::format("particle {} has no CTF (no defocus); reconstruct it with CTF correction off",
                                  p.image.to_string()));
   const OpticsGroup& g = set.optics_of(p);
-  ComplexGrid f = images.transform(set, p);
-  phase_shift_2d(f, box, p.pose->origin_x_A / g.pixel_A, p.pose->origin_y_A / g.pixel_A);
-  RealGrid weight(box / 2 + 1, box, 1, 1.0f);
+  const ComplexGrid& f = images.transform(set, p);
+  const ModelPose pose = model_pose(*p.pose, g.pixel_A);
+  ComplexGrid data;
+  RealGrid weight;
   if (o.apply_ctf) {
-    weight = ctf_image(CtfParams::of(p, g), box, box, g.pixel_A);
-    for (std::size_t i = 0; i < f.size(); ++i) {
-      f[i] *= weight[i];
-      weight[i] *= weight[i];
-    }
-  } else if (p.scale != 1.0) {
-    for (std::size_t i = 0; i < f.size(); ++i) {
-      f[i] *= static_cast<float>(p.scale);
-      weight[i] = static_cast<float>(p.scale * p.scale);
-    }
+    const RealGrid ctf = ctf_image(CtfParams::of(p, g), box, box, g.pixel_A);
+    backprojection_terms(f, pose, &ctf, 1.0, 1.0, data, weight);
+  } else {
+    backprojection_terms(f, pose, nullptr, p.scale, 1.0, data, weight);
   }
-  (half == 1 ? a : b).insert(f, weight, euler_to_matrix(p.pose->angles));
+  (half == 1 ? a : b).insert(data, weight, pose.rotation);
 }
 
 }  // namespace

@@ -72,4 +72,16 @@ void apply_image_formation(const ModelPose& pose, const RealGrid* ctf, double sc
 void expected_points(const Projector& volume, const ModelPose& pose, const FourierDisk& disk, const RealGrid* ctf,
                      double scale, std::vector<cfloat>& out);
 
+/// What back-projecting an image under this model adds (the model's adjoint,
+/// the one recipe of every reconstruction): with c = CTF (1 where ctf is null),
+///   data   = probability * scale * c * X shifted back by the pose's origin
+///            (phase_shift_2d by (+origin_x_px, +origin_y_px): the particle's
+///            centre returns to the box centre),
+///   weight = probability * scale^2 * c^2,
+/// for BackProjector::insert(data, weight, pose.rotation). image: the
+/// half-complex transform of the centred N x N image; data and weight are
+/// resized to it. Throws std::invalid_argument for a CTF of another shape.
+void backprojection_terms(const ComplexGrid& image, const ModelPose& pose, const RealGrid* ctf, double scale,
+                          double probability, ComplexGrid& data, RealGrid& weight);
+
 }  // namespace tessera

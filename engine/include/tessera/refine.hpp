@@ -247,9 +247,20 @@ class ParticleStep {
 /// local_search after (defaults: make_global_search(options.global) and
 /// make_local_search(options.local)); least-squares contrast; back-projection
 /// at the best pose or over the posterior.
+///
+/// remove_signal, when given, takes signal out of each image before it is
+/// aligned, fitted and inserted: called with the particle, its index in the
+/// set, its CTF (scale 1, model_ctf) and its image's half-complex transform,
+/// which it may change (local refinement subtracts the other modules'
+/// expected images there). Called from many threads at once.
 using SearchFactory = std::function<std::unique_ptr<PoseSearch>(const IterationContext&)>;
+using SignalRemoval = std::function<void(const Particle&, long index, const RealGrid& ctf, ComplexGrid& image)>;
 std::unique_ptr<ParticleStep> make_homogeneous_step(const RefineOptions& options, SearchFactory global_search = {},
-                                                    SearchFactory local_search = {});
+                                                    SearchFactory local_search = {}, SignalRemoval remove_signal = {});
+
+/// Gives every particle a half set (1 or 2) unless all have one: a random
+/// split into equal halves drawn with `seed` (as start_refinement does).
+void assign_half_sets(ParticleSet& set, std::uint64_t seed);
 
 /// The parts of a refinement (see the file comment). Null members take the
 /// homogeneous defaults: make_homogeneous_step, make_fsc_regularizer and the
