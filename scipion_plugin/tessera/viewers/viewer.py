@@ -2,7 +2,9 @@
 
 One entry per kind of output the run has: FSC curves (tessera_view_fsc on the run folder, which
 also plots the per-iteration statistics of run.log.jsonl), maps with the run's mask overlaid
-(tessera_view_volume) and particles (tessera_view_particles on the Scipion set). Where the Qt
+(tessera_view_volume; a local-resolution run's map coloured by its local resolution), particles
+(tessera_view_particles on the Scipion set), view directions and conical FSCs
+(tessera_view_orientations) and resolution against particles (tessera_view_overfitting). Where the Qt
 viewers are not installed, Scipion's FSC plot and data views are used instead.
 """
 import os
@@ -17,6 +19,9 @@ from ..convert import strip_format
 from ..protocols import GENERATED
 
 FSC_VIEWER, VOLUME_VIEWER, PARTICLES_VIEWER = 'tessera_view_fsc', 'tessera_view_volume', 'tessera_view_particles'
+ORIENTATIONS_VIEWER, OVERFITTING_VIEWER = 'tessera_view_orientations', 'tessera_view_overfitting'
+# Files in a run folder that say which figure it has (the programs' outputs).
+VIEW_COUNTS, OVERFITTING, LOCAL_RESOLUTION = 'view_counts.json', 'validate_overfitting.json', 'local_resolution.mrc'
 
 
 class TesseraViewer(ProtocolViewer):
@@ -38,10 +43,19 @@ class TesseraViewer(ProtocolViewer):
                           help='Slices, projections and renderings, with the run\'s mask overlaid.')
         if self._outputsOf(SetOfParticles):
             form.addParam('displayParticles', params.LabelParam, label='Particles')
+        if self._hasRunFile(VIEW_COUNTS):
+            form.addParam('displayOrientations', params.LabelParam,
+                          label='View directions, SCF* and conical FSCs')
+        if self._hasRunFile(OVERFITTING):
+            form.addParam('displayOverfitting', params.LabelParam, label='Resolution against particles')
 
     def _getVisualizeDict(self):
         return {'displayFsc': self._showFsc, 'displayVolume': self._showVolume,
-                'displayParticles': self._showParticles}
+                'displayParticles': self._showParticles, 'displayOrientations': self._showOrientations,
+                'displayOverfitting': self._showOverfitting}
+
+    def _hasRunFile(self, name):
+        return os.path.isfile(self.protocol._getExtraPath(name))
 
     def _command(self, program, *args):
         return CommandView(' '.join(shlex.quote(a) for a in (Plugin.getProgram(program),) + args),
@@ -64,10 +78,24 @@ class TesseraViewer(ProtocolViewer):
             from pwem.viewers import DataView
             return [DataView(volume.getFileName())]
         args = [strip_format(volume.getFileName())]
+        local_resolution = self.protocol._getExtraPath(LOCAL_RESOLUTION)
+        if os.path.isfile(local_resolution) and os.path.abspath(args[0]) != os.path.abspath(local_resolution):
+            args += ['--color-by', local_resolution]  # a map of a local-resolution run: coloured by it
         masks = self._outputsOf(VolumeMask)
         if masks:
             args += ['--overlay', strip_format(masks[-1][1].getFileName())]
         return [self._command(VOLUME_VIEWER, *args)]
+
+    def _showRunFigure(self, program, what):
+        if not Plugin.hasProgram(program):
+            return [self.errorMessage('%s is not built (Tessera without Qt): no figure of %s.' % (program, what))]
+        return [self._command(program, self.protocol._getExtraPath())]
+
+    def _showOrientations(self, param=None):
+        return self._showRunFigure(ORIENTATIONS_VIEWER, 'the view directions')
+
+    def _showOverfitting(self, param=None):
+        return self._showRunFigure(OVERFITTING_VIEWER, 'resolution against particles')
 
     def _showParticles(self, param=None):
         particles = self._outputsOf(SetOfParticles)[0][1]

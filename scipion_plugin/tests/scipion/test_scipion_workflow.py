@@ -259,7 +259,8 @@ class TestTesseraInScipion(unittest.TestCase):
         expected = sorted(c.__name__ for c in (TesseraProtRefineHomo, TesseraProtSubtract, TesseraProtValidateFsc,
                                                 TesseraProtSimulate, TesseraProtLocalResolution,
                                                 TesseraProtOrientationDiagnostics)) + [
-            'TesseraProtReconstruct', 'TesseraProtRefineNu']
+            'TesseraProtReconstruct', 'TesseraProtRefineNu', 'TesseraProtValidateOverfitting',
+            'TesseraProtRefineLocal']
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
 
@@ -319,6 +320,28 @@ class TestTesseraInScipion(unittest.TestCase):
             self.assertGreater(os.path.getsize(png), 1000, '%s wrote an empty picture' % program)
             if method == '_showVolume':
                 self.assertIn('--overlay', view._cmd)
+
+    def test_validation_figures_render(self):
+        """The local-resolution run's map opens coloured by its local resolution, and the orientation
+        run's figure renders, when the Qt viewers are built."""
+        if not build_option('TESSERA_WITH_QT'):
+            self.skipTest('TESSERA_WITH_QT is OFF in this build')
+        cases = [(self.locres, '_showVolume', 'tessera_view_volume', '--color-by'),
+                 (self.orientations, '_showOrientations', 'tessera_view_orientations', '')]
+        for i, (prot, method, program, option) in enumerate(cases):
+            viewer = TesseraViewer(project=self.project, protocol=prot)
+            viewer.setProtocol(prot)
+            if method == '_showVolume':
+                names = [n for n, _ in viewer._outputsOf(Volume)]
+                viewer.displayVolume.set(names.index('outputLocallyFiltered'))
+            views = getattr(viewer, method)()
+            self.assertEqual(len(views), 1)
+            self.assertIn(program, views[0]._cmd)
+            self.assertIn(option, views[0]._cmd)
+            png = os.path.join(session.WORK, 'validation_view_%d.png' % i)
+            env = dict(views[0]._env, QT_QPA_PLATFORM='offscreen')
+            subprocess.run(views[0]._cmd + ' --export ' + png, shell=True, check=True, env=env, cwd=views[0]._cwd)
+            self.assertGreater(os.path.getsize(png), 1000, '%s wrote an empty picture' % program)
 
 
 def build_option(name):
