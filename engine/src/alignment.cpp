@@ -74,7 +74,8 @@ ShiftTable::ShiftTable(const FourierDisk& disk, double range_px, double step_px)
     }
 }
 
-ShiftScore best_shift(const ParticleOnDisk& p, const cfloat* proj, const ShiftTable& shifts, std::vector<cfloat>& q) {
+ShiftScore best_shift(const ParticleOnDisk& p, const cfloat* proj, const ShiftTable& shifts, std::vector<cfloat>& q,
+                      const std::vector<double>* log_prior) {
   const std::size_t n = p.x.size();
   q.resize(n);
   double power = 0;
@@ -88,7 +89,7 @@ ShiftScore best_shift(const ParticleOnDisk& p, const cfloat* proj, const ShiftTa
     const cfloat* e = shifts.phases(s);
     float acc = 0;
     for (std::size_t j = 0; j < n; ++j) acc += q[j].real() * e[j].real() - q[j].imag() * e[j].imag();
-    const double score = pose_score(acc, power, p.scale);
+    const double score = pose_score(acc, power, p.scale) + (log_prior ? (*log_prior)[s] : 0.0);
     if (score > best.score) best = {s, score};
   }
   return best;

@@ -149,8 +149,8 @@ void insert_at(BackProjector& bp, const ComplexGrid& f, const RealGrid& ctf, con
 
 class HomogeneousStep final : public ParticleStep {
  public:
-  HomogeneousStep(const RefineOptions& o, SearchFactory global, SearchFactory local, SignalRemoval remove = {})
-      : o_(o), global_(std::move(global)), local_(std::move(local)), remove_(std::move(remove)) {
+  HomogeneousStep(const RefineOptions& o, SearchFactory global, SearchFactory local, StepHooks hooks = {})
+      : o_(o), global_(std::move(global)), local_(std::move(local)), hooks_(std::move(hooks)) {
     if (!global_) global_ = [this](const IterationContext&) { return make_global_search(o_.global); };
     if (!local_) local_ = [this](const IterationContext&) { return make_local_search(o_.local); };
   }
@@ -173,13 +173,18 @@ class HomogeneousStep final : public ParticleStep {
       const Particle& p = set.particles[static_cast<std::size_t>(batch[k])];
       const RealGrid ctf = model_ctf(p, set.optics_of(p), s.box);
       const ComplexGrid* image = &readers_[thread].transform(set, p);
-      if (remove_) {
+      if (hooks_.remove_signal) {
         adjusted_[thread] = *image;
-        remove_(p, batch[k], ctf, adjusted_[thread]);
+        hooks_.remove_signal(p, batch[k], ctf, adjusted_[thread]);
         image = &adjusted_[thread];
       }
       const ComplexGrid& f = *image;
-      const ParticleInput in{&f, &ctf, p.scale, current_pose(p, s.pixel_A)};
+      ParticleInput in{&f, &ctf, p.scale, current_pose(p, s.pixel_A)};
+      if (hooks_.prior_centre)
+        if (const std::optional<ProjectionPose> c = hooks_.prior_centre(batch[k])) {
+          const ModelPose m = model_pose(*c, s.pixel_A);
+          in.prior = PosePrior{m.rotation, m.origin_x_px, m.origin_y_px};
+        }
       PoseEstimate e;
       s.search[p.half_set - 1]->search_batch({&in, 1}, {&e, 1});
       const std::vector<cfloat> m = s.model(ctf, e, p.half_set);
@@ -266,18 +271,18 @@ class HomogeneousStep final : public ParticleStep {
 
   RefineOptions o_;
   SearchFactory global_, local_;
-  SignalRemoval remove_;
+  StepHooks hooks_;
   std::unique_ptr<Prepared> refs_;
-  std::vector<ComplexGrid> adjusted_;  // per thread: the image with remove_'s signal taken out
+  std::vector<ComplexGrid> adjusted_;  // per thread: the image with hooks_.remove_signal's signal taken out
   std::vector<ParticleImageReader> readers_;
 };
 
 }  // namespace
 
 std::unique_ptr<ParticleStep> make_homogeneous_step(const RefineOptions& options, SearchFactory global_search,
-                                                    SearchFactory local_search, SignalRemoval remove_signal) {
+                                                    SearchFactory local_search, StepHooks hooks) {
   return std::make_unique<HomogeneousStep>(options, std::move(global_search), std::move(local_search),
-                                           std::move(remove_signal));
+                                           std::move(hooks));
 }
 
 double alignment_kmax(double resolution_A, const RefineOptions& o, int box, double pixel_A) {

@@ -194,8 +194,13 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
       st.resolution_A = mod.resolution_A;
       st.fsc = mod.fsc;
       st.noise_power = mod.noise_power;
-      const std::unique_ptr<ParticleStep> step =
-          make_homogeneous_step(ro, {}, {}, others->empty() ? SignalRemoval{} : subtract(others, consensus_scale, pixel_A));
+      StepHooks hooks;
+      if (!others->empty()) hooks.remove_signal = subtract(others, consensus_scale, pixel_A);
+      // The priors are centred on the consensus pose, in the module's fulcrum frame.
+      auto centre = std::make_shared<std::vector<ProjectionPose>>(n);
+      for (std::size_t i = 0; i < n; ++i) (*centre)[i] = in_fulcrum_frame(consensus_poses[i], c, pixel_A, +1);
+      hooks.prior_centre = [centre](long i) { return std::optional<ProjectionPose>((*centre)[static_cast<std::size_t>(i)]); };
+      const std::unique_ptr<ParticleStep> step = make_homogeneous_step(ro, {}, {}, std::move(hooks));
       RefineCallbacks cb;
       if (callbacks.log)
         cb.log = [&, m, round](const std::string& line) {

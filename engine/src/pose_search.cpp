@@ -33,6 +33,7 @@ class SearchBase : public PoseSearch {
                    int first_half_width, double shift_range, double shift_step, double final_shift_step,
                    int keep) const {
     std::vector<cfloat> proj, q;
+    std::vector<double> shift_prior;
     int half_width = first_half_width;
     while (true) {
       // Multi-resolution: a coarse step cannot tell poses apart at high
@@ -45,10 +46,16 @@ class SearchBase : public PoseSearch {
       std::vector<Candidate> next;
       for (const Candidate& c : cands) {
         const ParticleOnDisk p = put_on_disk(*in.transform, *in.ctf, inv_sigma2_, disk, c.ox, c.oy, in.scale);
+        const bool shift_prior_used = in.prior && prior_shift_sigma_px_;
+        if (shift_prior_used) {
+          shift_prior.resize(shifts.count());
+          for (std::size_t s = 0; s < shifts.count(); ++s)
+            shift_prior[s] = log_shift_prior(in, c.ox + shifts.dx(s), c.oy + shifts.dy(s));
+        }
         for (const Mat3& r : local_orientation_grid(c.rotation, step, half_width)) {
           reference_->project_points(r, disk.kx.data(), disk.ky.data(), disk.size(), proj.data());
-          const ShiftScore s = best_shift(p, proj.data(), shifts, q);
-          next.push_back({r, c.ox + shifts.dx(s.shift), c.oy + shifts.dy(s.shift), s.score});
+          const ShiftScore s = best_shift(p, proj.data(), shifts, q, shift_prior_used ? &shift_prior : nullptr);
+          next.push_back({r, c.ox + shifts.dx(s.shift), c.oy + shifts.dy(s.shift), s.score + log_rotation_prior(in, r)});
         }
       }
       if (last) {
@@ -87,16 +94,23 @@ class SearchBase : public PoseSearch {
       if (!(curvature < 0)) return 0.0;
       return std::clamp(h * (sm - sp) / (2 * curvature), -h, h);
     };
+    // The likelihood plus the log-prior (none without one) at a pose near the best.
+    auto at = [&](const Mat3& r, double dx, double dy) {
+      return score_at(p, proj.data(), disk_, dx, dy) + log_rotation_prior(in, r) +
+             log_shift_prior(in, best.ox + dx, best.oy + dy);
+    };
     project(best.rotation);
-    const double s0 = score_at(p, proj.data(), disk_, 0, 0);
+    const double s0 = at(best.rotation, 0, 0);
     Vec3 turn{0, 0, 0};
     for (int axis = 0; axis < 3; ++axis) {
       Vec3 u{0, 0, 0};
       u[axis] = 1;
-      project(multiply(axis_angle_matrix(u, step_deg), best.rotation));
-      const double sp = score_at(p, proj.data(), disk_, 0, 0);
-      project(multiply(axis_angle_matrix(u, -step_deg), best.rotation));
-      const double sm = score_at(p, proj.data(), disk_, 0, 0);
+      const Mat3 plus = multiply(axis_angle_matrix(u, step_deg), best.rotation);
+      const Mat3 minus = multiply(axis_angle_matrix(u, -step_deg), best.rotation);
+      project(plus);
+      const double sp = at(plus, 0, 0);
+      project(minus);
+      const double sm = at(minus, 0, 0);
       turn[axis] = peak(sm, s0, sp, step_deg);
     }
     const double angle = std::sqrt(turn[0] * turn[0] + turn[1] * turn[1] + turn[2] * turn[2]);
@@ -104,10 +118,10 @@ class SearchBase : public PoseSearch {
                                                best.rotation)
                                     : best.rotation;
     project(rotation);
-    const double h = shift_step_px, c0 = score_at(p, proj.data(), disk_, 0, 0);
-    const double dx = peak(score_at(p, proj.data(), disk_, -h, 0), c0, score_at(p, proj.data(), disk_, h, 0), h);
-    const double dy = peak(score_at(p, proj.data(), disk_, 0, -h), c0, score_at(p, proj.data(), disk_, 0, h), h);
-    const double score = score_at(p, proj.data(), disk_, dx, dy);
+    const double h = shift_step_px, c0 = at(rotation, 0, 0);
+    const double dx = peak(at(rotation, -h, 0), c0, at(rotation, h, 0), h);
+    const double dy = peak(at(rotation, 0, -h), c0, at(rotation, 0, h), h);
+    const double score = at(rotation, dx, dy);
     if (!(score > s0)) return best;
     return {rotation, best.ox + dx, best.oy + dy, best.score + (score - s0)};
   }
@@ -130,9 +144,22 @@ class SearchBase : public PoseSearch {
     return e;
   }
 
+  // The Gaussian priors' log-densities about the particle's prior centre (0 without one).
+  double log_rotation_prior(const ParticleInput& in, const Mat3& r) const {
+    if (!in.prior || !prior_rotation_sigma_deg_) return 0;
+    const double t = rotation_distance_deg(r, in.prior->rotation) / *prior_rotation_sigma_deg_;
+    return -0.5 * t * t;
+  }
+  double log_shift_prior(const ParticleInput& in, double ox, double oy) const {
+    if (!in.prior || !prior_shift_sigma_px_) return 0;
+    const double dx = ox - in.prior->origin_x_px, dy = oy - in.prior->origin_y_px;
+    return -0.5 * (dx * dx + dy * dy) / (*prior_shift_sigma_px_ * *prior_shift_sigma_px_);
+  }
+
   static constexpr double kPosteriorCut = 1e-3;
   bool marginalize_ = false;
   bool subgrid_ = true;
+  std::optional<double> prior_rotation_sigma_deg_, prior_shift_sigma_px_;
 
   // The disk for a refinement level. A rotation by `step` moves Fourier pixel k by k step (in
   // radians): the level uses the frequencies where that is at most about 1.5 pixels, 6 px at 15
@@ -211,6 +238,8 @@ class LocalSearch final : public SearchBase {
   explicit LocalSearch(LocalSearchOptions o) : o_(o) {
     marginalize_ = o.marginalize;
     subgrid_ = o.subgrid;
+    prior_rotation_sigma_deg_ = o.prior_rotation_sigma_deg;
+    prior_shift_sigma_px_ = o.prior_shift_sigma_px;
   }
 
   void prepare(const Projector& reference, const std::vector<double>& inv_sigma2, double kmax_px) override {

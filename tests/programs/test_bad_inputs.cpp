@@ -224,6 +224,9 @@ Args valid_args(const std::string& program, const Valid& ok) {
     return {"--particles", ok.star.string(), "--reference", ok.truth.string(), "--max-iterations", "1"};
   if (program == "subtract")
     return {"--particles", ok.star.string(), "--map", ok.truth.string(), "--mask", ok.keep_mask.string()};
+  if (program == "refine_local")
+    return {"--particles", ok.star.string(), "--half-map-A", ok.half_a.string(), "--half-map-B", ok.half_b.string(),
+            "--mask", ok.keep_mask.string(), "--rounds", "1", "--iterations-per-module", "1"};
   // validate_fsc, local_resolution
   return {"--half-map-A", ok.half_a.string(), "--half-map-B", ok.half_b.string(), "--mask", ok.mask.string()};
 }
@@ -486,9 +489,28 @@ std::vector<Row> local_resolution_rows() {
   };
 }
 
+std::vector<Row> refine_local_rows() {
+  const std::string l = "refine_local";
+  return {
+      bad_file("refine_local_mask_wrong_box", l, "--mask", "mask48.mrc", volume(ramp(48))),
+      bad_file("refine_local_all_zero_mask", l, "--mask", "zero_mask.mrc", volume(constant(0))),
+      Row{"refine_local_more_masks_missing_file", l,
+          [](Maker&) { return Args{"--more-module-masks", "no_such_mask.mrc"}; }, "no_such_mask.mrc"},
+      bad_file("refine_local_half_map_b_wrong_pixel_size", l, "--half-map-B", "half_b_2A.mrc",
+               volume([](const Valid& ok) { return read_mrc(ok.half_b).data; }, 2.0)),
+      option("refine_local_zero_rounds", l, {"--rounds", "0"}),
+      bad_out("refine_local_out_holds_user_files", l,
+              [](const fs::path& out) {
+                fs::create_directories(out / "sub");
+                test::write_text(out / "sub" / "map.mrc", "mine\n");
+              }),
+  };
+}
+
 std::vector<Row> all_rows() {
   std::vector<Row> rows;
-  for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows, local_resolution_rows})
+  for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows, local_resolution_rows,
+                    refine_local_rows})
     for (Row& r : make()) rows.push_back(std::move(r));
   return rows;
 }

@@ -80,9 +80,10 @@ struct ShiftScore {
 };
 
 /// Scores one projection (on the disk) against a particle for every offset of
-/// the table; returns the best. `q` is scratch space.
+/// the table; returns the best. `q` is scratch space. log_prior: when given,
+/// log_prior[s] is added to offset s's score (a Gaussian prior on the offset).
 ShiftScore best_shift(const ParticleOnDisk& p, const cfloat* projection, const ShiftTable& shifts,
-                      std::vector<cfloat>& q);
+                      std::vector<cfloat>& q, const std::vector<double>* log_prior = nullptr);
 
 /// Score at one offset (dx, dy) in pixels, computing the phases directly.
 double score_at(const ParticleOnDisk& p, const cfloat* projection, const FourierDisk& disk, double dx, double dy);

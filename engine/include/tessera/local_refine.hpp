@@ -48,8 +48,9 @@ namespace tessera {
 
 struct LocalRefineOptions {
   /// The loop's options for each module's refinement. The local search
-  /// ranges are options.local; global_iterations is taken as 0, and the mask
-  /// is the module's (no dynamic masking).
+  /// ranges are options.local, whose prior sigmas (when set) are centred on
+  /// each particle's consensus pose; global_iterations is taken as 0, and the
+  /// mask is the module's (no dynamic masking).
   RefineOptions refine;
   int rounds = 2;                   ///< every module refined in turn, this many times
   int iterations_per_module = 3;    ///< loop iterations per module and round (its max_iterations)

@@ -42,6 +42,13 @@ struct WeightedPose {
   double weight = 0;
 };
 
+/// The centre of a local search's Gaussian prior on the pose (LocalSearchOptions::prior_*): e.g.
+/// the particle's pose in a consensus refinement, in the search's frame.
+struct PosePrior {
+  Mat3 rotation = identity3();
+  double origin_x_px = 0, origin_y_px = 0;  ///< RELION origin in pixels
+};
+
 /// What a search needs to know about one particle.
 struct ParticleInput {
   const ComplexGrid* transform;  ///< half-complex transform of the centred image
@@ -50,6 +57,7 @@ struct ParticleInput {
   /// particles'), so each pose is scored at its best scale (alignment.hpp).
   std::optional<double> scale = 1.0;
   PoseEstimate current;          ///< pose from the previous iteration (origin = search centre)
+  std::optional<PosePrior> prior = std::nullopt;  ///< the prior's centre (local search with prior sigmas); none: no prior
 };
 
 class PoseSearch {
@@ -93,6 +101,12 @@ struct LocalSearchOptions {
   double final_shift_step_px = 0.25;
   bool marginalize = false;
   bool subgrid = true;           ///< as GlobalSearchOptions::subgrid
+  /// Gaussian priors about ParticleInput::prior (when the particle has one): the score (a
+  /// log-likelihood) gains -theta^2 / (2 sigma_r^2) - d^2 / (2 sigma_s^2), theta the angle
+  /// between the rotation and the prior's, d the distance between the origins (pixels). So the
+  /// best pose and the posterior (marginalization) are those of likelihood x prior. Unset: none.
+  std::optional<double> prior_rotation_sigma_deg;
+  std::optional<double> prior_shift_sigma_px;
 };
 
 std::unique_ptr<PoseSearch> make_global_search(const GlobalSearchOptions& options);

@@ -248,15 +248,24 @@ class ParticleStep {
 /// make_local_search(options.local)); least-squares contrast; back-projection
 /// at the best pose or over the posterior.
 ///
-/// remove_signal, when given, takes signal out of each image before it is
-/// aligned, fitted and inserted: called with the particle, its index in the
-/// set, its CTF (scale 1, model_ctf) and its image's half-complex transform,
-/// which it may change (local refinement subtracts the other modules'
-/// expected images there). Called from many threads at once.
+/// hooks (StepHooks) let another refinement use this step: local refinement
+/// takes the other modules out of each image and centres a prior on the
+/// consensus pose.
 using SearchFactory = std::function<std::unique_ptr<PoseSearch>(const IterationContext&)>;
+/// Takes signal out of an image before it is aligned, fitted and inserted:
+/// called with the particle, its index in the set, its CTF (scale 1,
+/// model_ctf) and its image's half-complex transform, which it may change.
+/// Called from many threads at once.
 using SignalRemoval = std::function<void(const Particle&, long index, const RealGrid& ctf, ComplexGrid& image)>;
+/// The centre of the local search's Gaussian prior for particle `index`
+/// (LocalSearchOptions::prior_*), in the loop's frame; nullopt: none for it.
+using PriorCentre = std::function<std::optional<ProjectionPose>(long index)>;
+struct StepHooks {
+  SignalRemoval remove_signal;  ///< empty: the images as read
+  PriorCentre prior_centre;     ///< empty: no prior
+};
 std::unique_ptr<ParticleStep> make_homogeneous_step(const RefineOptions& options, SearchFactory global_search = {},
-                                                    SearchFactory local_search = {}, SignalRemoval remove_signal = {});
+                                                    SearchFactory local_search = {}, StepHooks hooks = {});
 
 /// Gives every particle a half set (1 or 2) unless all have one: a random
 /// split into equal halves drawn with `seed` (as start_refinement does).
