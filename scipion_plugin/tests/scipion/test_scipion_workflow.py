@@ -27,7 +27,7 @@ from pyworkflow.viewer import CommandView  # noqa: E402
 
 import tessera  # noqa: E402
 from tessera.protocols import (TesseraProtLocalResolution, TesseraProtOrientationDiagnostics,  # noqa: E402
-                               TesseraProtRefineHomo, TesseraProtSimulate, TesseraProtSubtract,
+                               TesseraProtRefineHomo, TesseraProtRefineLocal, TesseraProtSimulate, TesseraProtSubtract,
                                TesseraProtValidateFsc, make_protocol_class)
 from tessera.viewers import TesseraViewer  # noqa: E402
 from tessera.viewers.viewer_localres import TesseraLocalResolutionViewer, chimerax_script  # noqa: E402
@@ -90,6 +90,11 @@ class TestTesseraInScipion(unittest.TestCase):
             TesseraProtOrientationDiagnostics, objLabel='tessera orientation diagnostics',
             particles=cls.refine.outputParticles, half_maps=cls.refine.outputVolume)
         session.launch(cls.project, cls.orientations)
+        cls.local = cls.project.newProtocol(
+            TesseraProtRefineLocal, objLabel='tessera local refinement (RBD)', particles=cls.refine.outputParticles,
+            half_maps=cls.refine.outputVolume, mask=cls.mask.outputMask, rounds=1, iterations_per_module=1,
+            prior_rotation_sigma_deg=3.0, numberOfThreads=2)
+        session.launch(cls.project, cls.local)
         cls.simulate = cls.project.newProtocol(TesseraProtSimulate, objLabel='tessera simulate', count=50,
                                                phantom_box_px=32, pixel_A=4.0, origin_sigma_A=4.0)
         session.launch(cls.project, cls.simulate)
@@ -196,6 +201,21 @@ class TestTesseraInScipion(unittest.TestCase):
         self.assertIn('local_resolution.mrc', text)
         self.assertIn('color sample #2 map #3 palette', text)
 
+    def test_local_refinement(self):
+        """One module (the RBD mask) refined against the rest: a composite Volume with the module's half
+        maps, and the particles with the module's poses, as the program wrote them."""
+        composite = self.local.outputVolume
+        self.assertIsInstance(composite, Volume)
+        self.assertTrue(composite.hasHalfMaps())
+        self.assertTrue(all(os.path.basename(h).startswith('module_1_half') for h in composite.getHalfMaps().split(',')))
+        parts = self.local.outputParticles
+        self.assertEqual(parts.getSize(), 1000)
+        self.assertEqual(parts.getAlignment(), ALIGN_PROJ)
+        self.assertPosesEqualStar(parts, self.local._getExtraPath('module_1_particles.star'))
+        with open(self.local._getExtraPath('modules.json')) as f:
+            modules = json.load(f)
+        self.assertEqual(len(modules), 1)
+
     def test_orientation_diagnostics(self):
         with open(self.orientations._getExtraPath('orientation_diagnostics.json')) as f:
             figures = json.load(f)
@@ -260,7 +280,7 @@ class TestTesseraInScipion(unittest.TestCase):
                                                 TesseraProtSimulate, TesseraProtLocalResolution,
                                                 TesseraProtOrientationDiagnostics)) + [
             'TesseraProtReconstruct', 'TesseraProtRefineNu', 'TesseraProtValidateOverfitting',
-            'TesseraProtRefineLocal']
+            TesseraProtRefineLocal.__name__]
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
 
