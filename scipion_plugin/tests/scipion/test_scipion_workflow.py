@@ -27,7 +27,7 @@ from pyworkflow.viewer import CommandView  # noqa: E402
 
 import tessera  # noqa: E402
 from tessera.protocols import (TesseraProtLocalResolution, TesseraProtOrientationDiagnostics,  # noqa: E402
-                               TesseraProtRefineHomo, TesseraProtRefineLocal, TesseraProtSimulate, TesseraProtSubtract,
+                               TesseraProtRefineHomo, TesseraProtRefineLocal, TesseraProtValidateOverfitting, TesseraProtSimulate, TesseraProtSubtract,
                                TesseraProtValidateFsc, make_protocol_class)
 from tessera.viewers import TesseraViewer  # noqa: E402
 from tessera.viewers.viewer_localres import TesseraLocalResolutionViewer, chimerax_script  # noqa: E402
@@ -95,6 +95,11 @@ class TestTesseraInScipion(unittest.TestCase):
             half_maps=cls.refine.outputVolume, mask=cls.mask.outputMask, rounds=1, iterations_per_module=1,
             prior_rotation_sigma_deg=3.0, numberOfThreads=2)
         session.launch(cls.project, cls.local)
+        cls.overfitting = cls.project.newProtocol(
+            TesseraProtValidateOverfitting, objLabel='tessera validate overfitting',
+            particles=cls.refine.outputParticles, min_particles=100, max_particles=400, repeats=2,
+            noise_max_particles=200, noise_final_step_deg=3.75, numberOfThreads=2)
+        session.launch(cls.project, cls.overfitting)
         cls.simulate = cls.project.newProtocol(TesseraProtSimulate, objLabel='tessera simulate', count=50,
                                                phantom_box_px=32, pixel_A=4.0, origin_sigma_A=4.0)
         session.launch(cls.project, cls.simulate)
@@ -216,6 +221,15 @@ class TestTesseraInScipion(unittest.TestCase):
             modules = json.load(f)
         self.assertEqual(len(modules), 1)
 
+    def test_validate_overfitting(self):
+        with open(self.overfitting._getExtraPath('validate_overfitting.json')) as f:
+            doc = json.load(f)
+        self.assertEqual(doc['sizes'], [100, 200, 400])
+        particles, noise = doc['curves']['particles']['mean_A'], doc['curves']['noise']['mean_A']
+        self.assertLess(particles[-1], particles[0])  # more particles, finer
+        self.assertGreater(noise[0], particles[0])    # noise aligned to the map: worse at the same number
+        self.assertIn('bfactor', '\n'.join(self.overfitting.summary()))
+
     def test_orientation_diagnostics(self):
         with open(self.orientations._getExtraPath('orientation_diagnostics.json')) as f:
             figures = json.load(f)
@@ -279,7 +293,7 @@ class TestTesseraInScipion(unittest.TestCase):
         expected = sorted(c.__name__ for c in (TesseraProtRefineHomo, TesseraProtSubtract, TesseraProtValidateFsc,
                                                 TesseraProtSimulate, TesseraProtLocalResolution,
                                                 TesseraProtOrientationDiagnostics)) + [
-            'TesseraProtReconstruct', 'TesseraProtRefineNu', 'TesseraProtValidateOverfitting',
+            'TesseraProtReconstruct', 'TesseraProtRefineNu', TesseraProtValidateOverfitting.__name__,
             TesseraProtRefineLocal.__name__]
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
