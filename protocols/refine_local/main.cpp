@@ -17,6 +17,7 @@
 #include "tessera/fsc.hpp"
 #include "tessera/local_refine.hpp"
 #include "tessera/mrc.hpp"
+#include "tessera/nu_regularizer.hpp"
 #include "tessera/particle_images.hpp"
 #include "tessera/particles_star.hpp"
 #include "tessera/postprocess.hpp"
@@ -88,6 +89,12 @@ tp::Schema make_schema() {
              {.default_value = true,
               .help = "Back-project at every pose of the last search level weighted by its posterior.",
               .section = "Pose search"});
+  s.add_bool("nu_regularizer", "Non-uniform regularization",
+             {.default_value = false,
+              .help = "Regularize each module's half maps with non-uniform refinement's adaptive local filter "
+                      "(2 cross-validation folds per half, Butterworth filters, adaptive window factor 3) instead "
+                      "of one Wiener filter per module.",
+              .section = "Refinement"});
   s.add_float("particle_diameter_A", "Particle diameter",
               {.min = 0.0, .min_exclusive = true, .unit = "A",
                .help = "Sets the images' soft circular window; default 0.8 x the box.", .section = "Pose search",
@@ -249,8 +256,14 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   LocalRefineCallbacks cb;
   cb.log = [&](const std::string& line) { ctx.info(line); };
   cb.progress = [&](long done, long total) { ctx.progress("align", done, total); };
-  const LocalRefinement r = run_local_refinement(in.particles, in.half_a, in.half_b, in.masks, in.pixel_A, o, nullptr,
-                                                 &comm, cb);
+  std::unique_ptr<Regularizer> regularizer;
+  if (v.get<bool>("nu_regularizer")) {
+    LocalFilterOptions f;
+    f.threads = o.refine.threads;
+    regularizer = make_nu_regularizer(f);
+  }
+  const LocalRefinement r = run_local_refinement(in.particles, in.half_a, in.half_b, in.masks, in.pixel_A, o,
+                                                 regularizer.get(), &comm, cb);
   if (!comm.leader()) return;
   // The composite: each module's map inside its mask, the consensus map where no mask reaches.
   RealGrid composite = average_maps(in.half_a, in.half_b), covered(composite.nx(), composite.ny(), composite.nz(), 0.f);
