@@ -250,7 +250,7 @@ Args plus(Args a, const Args& b) {
 
 struct Row {
   std::string name;                  // the test's name: <program>_<what is wrong>
-  std::string program;               // simulate, reconstruct, refine_homo, subtract, validate_fsc, local_resolution
+  std::string program;               // tessera_<program>: simulate, reconstruct, refine_homo, ...
   std::function<Args(Maker&)> make;  // makes the bad input; returns the changes to valid_args
   std::string names;                 // what the error line must contain: the file or the parameter
   After after = After::NoFolder;
@@ -280,6 +280,14 @@ Row bad_out(const std::string& name, const std::string& program, const std::func
     return Args{};
   };
   return {name, program, make, "--out", After::Untouched};
+}
+
+// --out holding a user's file in a subfolder: it must be left as it was.
+Row user_files_in_out(const std::string& name, const std::string& program) {
+  return bad_out(name, program, [](const fs::path& out) {
+    fs::create_directories(out / "sub");
+    test::write_text(out / "sub" / "map.mrc", "mine\n");
+  });
 }
 
 void clear_ctf(const Maker&, ParticleSet& s) {
@@ -384,7 +392,7 @@ std::vector<Row> reconstruct_rows() {
 }
 
 std::vector<Row> refine_rows() {
-  const std::string r = "refine_homo", p = "--particles", ref = "--reference";
+  const std::string r = "refine_homo", p = "--particles", ref = "--reference", rl = "refine_local";
   return {
       option("refine_homo_particle_diameter_beyond_box", r, {"--particle-diameter-A", "100000"}),
       option("refine_homo_window_inner_above_outer", r, {"--window-outer-frac", "0.5", "--window-inner-frac", "0.9"}),
@@ -415,6 +423,14 @@ std::vector<Row> refine_rows() {
       // Found while the refinement starts (the noise model reads up to 500 images), before
       // the folder exists; in image 501 and beyond it would be found late (After::Failed).
       bad_file("refine_homo_inf_in_one_image", r, p, "inf.star", image(3, 3, 20, kInf), "000003@inf.mrcs"),
+      bad_file("refine_local_mask_wrong_box", rl, "--mask", "mask48.mrc", volume(ramp(48))),
+      bad_file("refine_local_all_zero_mask", rl, "--mask", "zero_mask.mrc", volume(constant(0))),
+      Row{"refine_local_more_masks_missing_file", rl,
+          [](Maker&) { return Args{"--more-module-masks", "no_such_mask.mrc"}; }, "no_such_mask.mrc"},
+      bad_file("refine_local_half_map_b_wrong_pixel_size", rl, "--half-map-B", "half_b_2A.mrc",
+               volume([](const Valid& ok) { return read_mrc(ok.half_b).data; }, 2.0)),
+      option("refine_local_zero_rounds", rl, {"--rounds", "0"}),
+      user_files_in_out("refine_local_out_holds_user_files", rl),
   };
 }
 
@@ -446,7 +462,7 @@ std::vector<Row> subtract_rows() {
 }
 
 std::vector<Row> validate_rows() {
-  const std::string v = "validate_fsc", b = "--half-map-B";
+  const std::string v = "validate_fsc", b = "--half-map-B", lr = "local_resolution";
   Row zero = bad_file("validate_fsc_all_zero_half_maps", v, b, "zero.mrc", volume(constant(0)));
   zero.make = [make = zero.make](Maker& m) {
     const Args a = make(m);
@@ -465,52 +481,19 @@ std::vector<Row> validate_rows() {
       bad_file("validate_fsc_unknown_mrc_mode", v, b, "mode99.mrc", patched(&Valid::half_b, 12, 99)),
       bad_file("validate_fsc_mask_wrong_box", v, "--mask", "mask48.mrc", volume(ramp(48))),
       bad_file("validate_fsc_all_zero_mask", v, "--mask", "zero_mask.mrc", volume(constant(0))),
-      bad_out("validate_fsc_out_holds_user_files", v,
-              [](const fs::path& out) {
-                fs::create_directories(out / "sub");
-                test::write_text(out / "sub" / "map.mrc", "mine\n");
-              }),
-  };
-}
-
-std::vector<Row> local_resolution_rows() {
-  const std::string l = "local_resolution", b = "--half-map-B";
-  return {
-      option("local_resolution_window_below_four_voxels", l, {"--window-A", "2"}),
-      option("local_resolution_threshold_above_one", l, {"--threshold", "1.5"}),
-      bad_file("local_resolution_half_map_b_wrong_box", l, b, "half_b48.mrc", volume(ramp(48))),
-      bad_file("local_resolution_half_map_not_mrc", l, "--half-map-A", "text.mrc", text(std::string(2000, 'a'))),
-      bad_file("local_resolution_mask_wrong_box", l, "--mask", "mask48.mrc", volume(ramp(48))),
-      bad_out("local_resolution_out_holds_user_files", l,
-              [](const fs::path& out) {
-                fs::create_directories(out / "sub");
-                test::write_text(out / "sub" / "map.mrc", "mine\n");
-              }),
-  };
-}
-
-std::vector<Row> refine_local_rows() {
-  const std::string l = "refine_local";
-  return {
-      bad_file("refine_local_mask_wrong_box", l, "--mask", "mask48.mrc", volume(ramp(48))),
-      bad_file("refine_local_all_zero_mask", l, "--mask", "zero_mask.mrc", volume(constant(0))),
-      Row{"refine_local_more_masks_missing_file", l,
-          [](Maker&) { return Args{"--more-module-masks", "no_such_mask.mrc"}; }, "no_such_mask.mrc"},
-      bad_file("refine_local_half_map_b_wrong_pixel_size", l, "--half-map-B", "half_b_2A.mrc",
-               volume([](const Valid& ok) { return read_mrc(ok.half_b).data; }, 2.0)),
-      option("refine_local_zero_rounds", l, {"--rounds", "0"}),
-      bad_out("refine_local_out_holds_user_files", l,
-              [](const fs::path& out) {
-                fs::create_directories(out / "sub");
-                test::write_text(out / "sub" / "map.mrc", "mine\n");
-              }),
+      user_files_in_out("validate_fsc_out_holds_user_files", v),
+      option("local_resolution_window_below_four_voxels", lr, {"--window-A", "2"}),
+      option("local_resolution_threshold_above_one", lr, {"--threshold", "1.5"}),
+      bad_file("local_resolution_half_map_b_wrong_box", lr, b, "half_b48.mrc", volume(ramp(48))),
+      bad_file("local_resolution_half_map_not_mrc", lr, "--half-map-A", "text.mrc", text(std::string(2000, 'a'))),
+      bad_file("local_resolution_mask_wrong_box", lr, "--mask", "mask48.mrc", volume(ramp(48))),
+      user_files_in_out("local_resolution_out_holds_user_files", lr),
   };
 }
 
 std::vector<Row> all_rows() {
   std::vector<Row> rows;
-  for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows, local_resolution_rows,
-                    refine_local_rows})
+  for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows})
     for (Row& r : make()) rows.push_back(std::move(r));
   return rows;
 }
