@@ -13,8 +13,8 @@
 // poses (tessera_reconstruct): what a consensus refinement that aligned the particle as a whole
 // would give at best, without its own pose error.
 //
-// Runs (tessera_refine_local): subtraction of the other module on, off, and on with Gaussian priors
-// (sigma 2 deg, 3 A). Figures per module: resolution against its truth (FSC 0.5 of the half-map
+// Runs (tessera_refine_local): subtraction of the other module on and off without priors, and on with
+// Gaussian priors of sigma 2 deg, 3 A and of the defaults, 5 deg, 5 A. Figures per module: resolution against its truth (FSC 0.5 of the half-map
 // average and the truth, both multiplied by the module's mask), median angular error of its poses
 // against its true poses, and per run wall and CPU seconds and peak memory. Then the cost of the
 // paper's problem (58,542 particles of 128 px, two modules) from this run's CPU seconds per particle,
@@ -130,9 +130,10 @@ int run(int argc, char** argv) {
   struct Variant {
     std::string name, options;
   };
-  const std::vector<Variant> variants{{"subtracted", ""},
-                                      {"not subtracted", "--subtract-other-modules false"},
-                                      {"subtracted, priors 2 deg 3 A", "--prior-rotation-sigma-deg 2 --prior-shift-sigma-A 3"}};
+  const std::vector<Variant> variants{{"subtracted, no priors", "--priors false"},
+                                      {"not subtracted, no priors", "--subtract-other-modules false --priors false"},
+                                      {"subtracted, priors 2 deg 3 A", "--prior-rotation-sigma-deg 2 --prior-shift-sigma-A 3"},
+                                      {"subtracted, priors 5 deg 5 A (default)", ""}};
   fmt::print("bench_refine_local: box {} at {:.2f} A/px (Nyquist {:.2f} A), {} particles, SNR {}, two modules "
              "(62% / 38% of the phantom), motion 1.67 deg / 1 px; {} round(s) x {} iteration(s), {} threads\n\n",
              s.box, pixel_A, 2 * pixel_A, s.particles, s.snr, s.rounds, s.iterations, s.threads);
