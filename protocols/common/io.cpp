@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <map>
+#include <sstream>
 
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
@@ -131,6 +132,17 @@ void check_half_sets(const ParticleSet& set, const fs::path& file) {
     if (n[h] == 0)
       throw InputError(fmt::format("{}: every particle is in half set {} (rlnRandomSubset), half set {} would be empty",
                                    file.string(), 2 - h, h + 1));
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
 }
 
 void save_volume(RunContext& ctx, const std::string& output_name, const std::string& file_name, const RealGrid& volume,

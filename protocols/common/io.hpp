@@ -25,6 +25,10 @@ SymmetryGroup load_symmetry(const Values& v, const std::string& name);
 /// Fourier shell 2 (box x pixel / 2 A), where it would keep almost nothing.
 void check_resolution_in_box(std::optional<double> resolution_A, const std::string& param, int box, double pixel_A);
 
+/// The items of a comma-separated list parameter (file names, say), blanks
+/// around each trimmed and empty items dropped: "a.mrc, b.mrc," -> {a.mrc, b.mrc}.
+std::vector<std::string> split_list(const std::string& text);
+
 /// A RELION STAR (.star) or a Scipion set (.sqlite), chosen by extension.
 ParticleSet load_particles(const std::filesystem::path& path);
 

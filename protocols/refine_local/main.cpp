@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <sstream>
 
 #include "common/cli.hpp"
 #include "common/io.hpp"
@@ -125,15 +124,6 @@ struct Inputs {
   double pixel_A = 0;
 };
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 Inputs load_inputs(const tp::Values& v) {
   Inputs in;
   const fs::path file = v.input("particles");
@@ -153,7 +143,7 @@ Inputs load_inputs(const tp::Values& v) {
   in.pixel_A = a.voxel_A;
   std::vector<fs::path> masks{v.input("mask")};
   if (auto more = v.get_optional<std::string>("more_module_masks"))
-    for (const std::string& m : split_list(*more)) masks.emplace_back(m);
+    for (const std::string& m : tp::split_list(*more)) masks.emplace_back(m);
   for (const fs::path& m : masks) {
     in.masks.push_back(tp::load_mask(m, a, fa.string(), std::nullopt).data);
     in.mask_names.push_back(m.string());
@@ -264,9 +254,7 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   cb.progress = [&](long done, long total) { ctx.progress("align", done, total); };
   std::unique_ptr<Regularizer> regularizer;
   if (v.get<bool>("nu_regularizer")) {
-    LocalFilterOptions f;
-    f.threads = o.refine.threads;
-    regularizer = make_nu_regularizer(f);
+    regularizer = make_nu_regularizer(LocalFilterOptions{});
   }
   const LocalRefinement r = run_local_refinement(in.particles, in.half_a, in.half_b, in.masks, in.pixel_A, o,
                                                  regularizer.get(), &comm, cb);

@@ -2,7 +2,6 @@
 // several module volumes that move rigidly against each other per particle.
 #include <algorithm>
 #include <fmt/format.h>
-#include <sstream>
 #include <thread>
 
 #include "common/cli.hpp"
@@ -153,17 +152,6 @@ tp::Schema make_schema() {
   return s;
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 struct Volumes {
   std::vector<RealGrid> modules;
   double voxel_A = 3.0;
@@ -195,10 +183,10 @@ Volumes load_inputs(const tp::Values& v) {
   Volumes out;
   const auto pixel = v.get_optional<double>("pixel_A");
   const auto list = v.get_optional<std::string>("module_volumes");
-  if (list && !split_list(*list).empty()) {
+  if (list && !tp::split_list(*list).empty()) {
     std::optional<tp::LoadedVolume> first;
     std::string first_name;
-    for (const auto& f : split_list(*list)) {
+    for (const auto& f : tp::split_list(*list)) {
       tp::LoadedVolume m = load_signal(f, pixel);
       if (first) tp::check_same_grid(m, f, *first, first_name);
       else first = m, first_name = f;
