@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "tessera/error.hpp"
 #include "tessera/forward_model.hpp"
@@ -94,7 +95,7 @@ double masked_resolution(const RealGrid& a, const RealGrid& b, const RealGrid& m
 
 // A signal subtracted from the images: a map per half set, at a pose per particle.
 struct Subtracted {
-  std::array<std::unique_ptr<Projector>, 2> map;
+  std::array<std::shared_ptr<const Projector>, 2> map;
   const std::vector<ProjectionPose>* poses;
 };
 
@@ -133,11 +134,15 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
   // every image it is subtracted from.
   const std::vector<double> consensus_fsc = fsc(half_a, half_b);
   const RealGrid weighted_a = fsc_weight(half_a, consensus_fsc), weighted_b = fsc_weight(half_b, consensus_fsc);
-  std::vector<double> ignored;
-  const RealGrid rest =
-      rest_weight(masks, average_maps(half_a, half_b), masked_resolution(half_a, half_b, sum_of(masks), pixel_A, ignored),
-                  pixel_A);
-  const bool has_rest = any_positive(rest);
+  // The rest of the map, at the consensus pose: the same in every round, so projected once.
+  std::vector<double> union_fsc;
+  const RealGrid rest_mask = rest_weight(
+      masks, average_maps(half_a, half_b), masked_resolution(half_a, half_b, sum_of(masks), pixel_A, union_fsc), pixel_A);
+  std::optional<Subtracted> rest;
+  if (options.subtract_other_modules && any_positive(rest_mask))
+    rest = Subtracted{{std::make_shared<Projector>(times(weighted_a, rest_mask)),
+                       std::make_shared<Projector>(times(weighted_b, rest_mask))},
+                      &consensus_poses};
   // The first noise model: the images' power (the loop replaces it by the residual power after one
   // iteration); each module then keeps its own from round to round.
   const std::vector<double> noise_power = mean_image_power(particles, half_a.nx(), options.refine.threads);
@@ -169,12 +174,9 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
         for (std::size_t j = 0; j < modules; ++j) {
           if (j == m) continue;
           const ModuleRefinement& o = out.modules[j];
-          others->push_back({{std::make_unique<Projector>(o.half_a), std::make_unique<Projector>(o.half_b)}, &o.poses});
+          others->push_back({{std::make_shared<Projector>(o.half_a), std::make_shared<Projector>(o.half_b)}, &o.poses});
         }
-        if (has_rest)
-          others->push_back({{std::make_unique<Projector>(times(weighted_a, rest)),
-                              std::make_unique<Projector>(times(weighted_b, rest))},
-                             &consensus_poses});
+        if (rest) others->push_back(*rest);
       }
       ModuleRefinement& mod = out.modules[m];
       // The loop runs in the module's fulcrum frame: maps, mask and poses moved so that the fulcrum is
