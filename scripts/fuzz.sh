@@ -13,7 +13,7 @@ seconds=${TESSERA_FUZZ_SECONDS:-60}
 build=${TESSERA_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${TESSERA_FUZZ_JOBS:-$(nproc)}
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_mrc fuzz_star fuzz_scipion_set fuzz_params)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_mrc fuzz_star fuzz_scipion_set fuzz_params fuzz_cs)
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (Debian: clang, libclang-rt-dev)" >&2; exit 1; }
 
 # The harnesses write every input to a file: in memory (/dev/shm) they run ~10 times faster.

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <stdexcept>
+#include <system_error>
 
 namespace tessera {
 
@@ -50,6 +51,46 @@ bool ParticleSet::has_poses() const {
 int ParticleSet::particle_extra_index(const std::string& label) const {
   const auto it = std::find(particle_extra_labels.begin(), particle_extra_labels.end(), label);
   return it == particle_extra_labels.end() ? -1 : static_cast<int>(it - particle_extra_labels.begin());
+}
+
+namespace {
+
+std::filesystem::path absolute_normal(const std::filesystem::path& p) {
+  std::filesystem::path out = std::filesystem::absolute(p).lexically_normal();
+  if (!out.has_filename() && out.has_relative_path()) out = out.parent_path();  // drop a trailing '/'
+  return out;
+}
+
+}  // namespace
+
+std::filesystem::path find_image_base_dir(const std::filesystem::path& file, const ParticleSet& set) {
+  namespace fs = std::filesystem;
+  const fs::path file_dir = absolute_normal(file).parent_path();
+  if (set.particles.empty()) return file_dir;
+  const fs::path image(set.particles.front().image.path);
+  if (image.is_absolute()) return file_dir;
+  std::vector<fs::path> candidates;
+  std::error_code ec;
+  const fs::path cwd = fs::current_path(ec);
+  if (!ec) candidates.push_back(cwd);
+  for (fs::path p = file_dir;; p = p.parent_path()) {
+    candidates.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (const auto& c : candidates)
+    if (fs::exists(c / image, ec)) return c;
+  return file_dir;
+}
+
+std::string image_path_for(const ParticleSet& set, const Particle& p, const std::filesystem::path& root) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path base = set.base_dir.empty() ? fs::current_path(ec) : set.base_dir;
+  const fs::path image(p.image.path);
+  const fs::path abs = absolute_normal(image.is_absolute() ? image : base / image);
+  const fs::path rel = abs.lexically_relative(absolute_normal(root));
+  if (!rel.empty() && *rel.begin() != "..") return rel.string();
+  return abs.string();
 }
 
 bool has_ctf(const Particle& p) { return p.defocus_u_A != 0 || p.defocus_v_A != 0 || p.phase_shift_deg != 0; }

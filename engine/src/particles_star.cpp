@@ -308,21 +308,7 @@ void legacy_image_sizes(ParticleSet& set) {
 
 fs::path resolve_base_dir(const fs::path& star, const std::optional<fs::path>& given, const ParticleSet& set) {
   if (given) return fs::absolute(*given).lexically_normal();
-  const fs::path star_dir = fs::absolute(star).parent_path().lexically_normal();
-  if (set.particles.empty()) return star_dir;
-  const fs::path image(set.particles.front().image.path);
-  if (image.is_absolute()) return star_dir;
-  std::vector<fs::path> candidates;
-  std::error_code ec;
-  const fs::path cwd = fs::current_path(ec);
-  if (!ec) candidates.push_back(cwd);
-  for (fs::path p = star_dir;; p = p.parent_path()) {
-    candidates.push_back(p);
-    if (p == p.parent_path()) break;
-  }
-  for (const auto& c : candidates)
-    if (fs::exists(c / image, ec)) return c;
-  return star_dir;
+  return find_image_base_dir(star, set);
 }
 
 }  // namespace
@@ -353,22 +339,6 @@ ParticleSet read_particles_star(const fs::path& star, std::optional<fs::path> ba
 namespace {
 
 std::string num(double v) { return fmt::format("{}", v); }
-
-fs::path absolute_normal(const fs::path& p) {
-  fs::path out = fs::absolute(p).lexically_normal();
-  if (!out.has_filename() && out.has_relative_path()) out = out.parent_path();  // drop a trailing '/'
-  return out;
-}
-
-std::string written_path(const ParticleSet& set, const Particle& p, const fs::path& root) {
-  std::error_code ec;
-  const fs::path base = set.base_dir.empty() ? fs::current_path(ec) : set.base_dir;
-  const fs::path image(p.image.path);
-  const fs::path abs = absolute_normal(image.is_absolute() ? image : base / image);
-  const fs::path rel = abs.lexically_relative(root);
-  if (!rel.empty() && *rel.begin() != "..") return rel.string();
-  return abs.string();
-}
 
 /// Indices of the extra labels that do not repeat a column written from a field
 /// (the field wins: e.g. an extra rlnOriginXAngst kept from a file without poses).
@@ -419,7 +389,7 @@ std::vector<Column> particle_columns(const ParticleSet& set, const fs::path& roo
                                       const Particle& p) mutable {
                     if (p.image.path != last_in || last_out.empty()) {
                       last_in = p.image.path;
-                      last_out = written_path(set, p, root);
+                      last_out = image_path_for(set, p, root);
                     }
                     return ImageRef{p.image.index, last_out}.to_string();
                   }});
@@ -452,7 +422,7 @@ std::vector<Column> particle_columns(const ParticleSet& set, const fs::path& roo
 }
 
 StarTable particles_table(const ParticleSet& set, const fs::path& paths_relative_to) {
-  const std::vector<Column> cols = particle_columns(set, absolute_normal(paths_relative_to));
+  const std::vector<Column> cols = particle_columns(set, paths_relative_to);
   StarTable t;
   t.name = "particles";
   for (const auto& c : cols) t.labels.push_back(c.label);

@@ -6,12 +6,11 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
-#include <unistd.h>
 
+#include "tessera/atomic_file.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera {
@@ -332,28 +331,7 @@ std::string format_star(const StarFile& file) {
 }
 
 void write_star(const std::filesystem::path& path, const StarFile& file) {
-  const std::string text = format_star(file);
-  std::random_device entropy;
-  const std::filesystem::path temp =
-      path.parent_path() / fmt::format(".{}.tmp-{}-{:08x}", path.filename().string(), ::getpid(), entropy());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(fmt::format("{}: cannot create: {}", temp.string(), std::strerror(errno)));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.close();
-    if (out.fail()) {
-      std::error_code ignored;
-      std::filesystem::remove(temp, ignored);
-      throw std::runtime_error(fmt::format("{}: write failed", temp.string()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    throw std::runtime_error(fmt::format("{}: cannot rename {} to it: {}", path.string(), temp.string(), ec.message()));
-  }
+  write_file_atomically(path, format_star(file));
 }
 
 }  // namespace tessera

@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "tessera/cryosparc_cs.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
@@ -38,7 +39,9 @@ ParticleSet load_particles(const fs::path& path) {
   const std::string ext = path.extension().string();
   if (ext == ".sqlite") return read_scipion_particles(path);
   if (ext == ".star") return read_particles_star(path);
-  throw InputError(fmt::format("{}: particles must be a RELION .star or a Scipion .sqlite file", path.string()));
+  if (ext == ".cs") return read_cryosparc_particles(path);
+  throw InputError(
+      fmt::format("{}: particles must be a RELION .star, a Scipion .sqlite or a cryoSPARC .cs file", path.string()));
 }
 
 LoadedVolume load_volume(const fs::path& path, std::optional<double> voxel_override_A) {

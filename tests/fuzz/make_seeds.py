@@ -252,6 +252,44 @@ def write_scipion_seeds(d):
                dict(common, _mapperPath="", _hasCtf="False", _alignment="2D", _firstDim=""))
 
 
+def npy(descr, rows, version=1):
+    """A .npy file: the header dict for `descr` (numpy's descr text) and `rows` packed bytes."""
+    header = "{'descr': %s, 'fortran_order': False, 'shape': (%d,), }" % (descr, len(rows))
+    preamble = 10 if version == 1 else 12
+    header += " " * ((64 - (preamble + len(header) + 1) % 64) % 64) + "\n"
+    size = struct.pack("<H" if version == 1 else "<I", len(header))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + header.encode() + b"".join(rows)
+
+
+CS_DESCR = ("[('uid', '<u8'), ('blob/path', '|S20'), ('blob/idx', '<u4'), ('blob/shape', '<u4', (2,)), "
+            "('blob/psize_A', '<f4'), ('blob/sign', '<f4'), ('ctf/type', '|S6'), ('ctf/exp_group_id', '<u4'), "
+            "('ctf/accel_kv', '<f4'), ('ctf/cs_mm', '<f4'), ('ctf/amp_contrast', '<f4'), ('ctf/df1_A', '<f4'), "
+            "('ctf/df2_A', '<f4'), ('ctf/df_angle_rad', '<f4'), ('ctf/phase_shift_rad', '<f4'), "
+            "('ctf/scale', '<f4'), ('ctf/bfactor', '<f4'), ('ctf/tilt_A', '<f4', (2,)), "
+            "('alignments3D/split', '<u4'), ('alignments3D/shift', '<f4', (2,)), "
+            "('alignments3D/pose', '<f4', (3,)), ('alignments3D/psize_A', '<f4'), ('alignments3D/class', '<u4'), "
+            "('location/micrograph_path', '|S8'), ('location/center_x_frac', '<f4')]")
+
+
+def cs_row(i):
+    return (struct.pack("<Q", 10**18 + i) + b">J2/stack.mrcs".ljust(20, b"\0") +
+            struct.pack("<3I2f", i, 64, 64, 3.0, -1.0) + b"spline" +
+            struct.pack("<I8f", i % 2, 300, 2.7, 0.1, 22252.3 + i, 21699.15, 3.09, 0.0, 1.0) +
+            struct.pack("<3fI2f3ffI", -10.0, 0.5, -0.25, i % 2, 1.5, -2.0, 0.1 * i, -0.2, 2.9, 3.0, i % 3) +
+            b"mic1.mrc" + struct.pack("<f", 0.25))
+
+
+def write_cs_seeds(d):
+    (d / "particles_refined.cs").write_bytes(npy(CS_DESCR, [cs_row(i) for i in range(3)]))
+    (d / "blob_only.cs").write_bytes(npy("[('blob/path', '|S6'), ('blob/idx', '<u4'), ('blob/psize_A', '<f4')]",
+                                         [b"s.mrcs" + struct.pack("<If", 0, 1.5)]))
+    # Version 2.0 header, a unicode path, padding, a signed and a float64 field.
+    (d / "v2_unicode_padding.cs").write_bytes(npy(
+        "[('blob/path', '<U3'), ('', '|V2'), ('blob/idx', '<i8'), ('blob/psize_A', '<f8'), ('x/y', '|i1')]",
+        ["a.m".encode("utf-32-le") + b"\0\0" + struct.pack("<qdb", 4, 0.85, -3)], version=2))
+    (d / "empty.cs").write_bytes(npy("[('blob/path', '|S1'), ('blob/idx', '<u4'), ('blob/psize_A', '<f4')]", []))
+
+
 PARAMS = {
     "all_options.json": {"particles": "/dev/null", "out": "run1", "max_res_A": 4.5, "box_px": 128,
                          "use_scale": True, "scale_limit": 0.2, "mask_mode": "threshold", "mask_threshold": 0.02,
@@ -271,7 +309,8 @@ def write_params_seeds(d):
 
 if __name__ == "__main__":
     for harness, write in {"fuzz_mrc": write_mrc_seeds, "fuzz_star": write_star_seeds,
-                           "fuzz_scipion_set": write_scipion_seeds, "fuzz_params": write_params_seeds}.items():
+                           "fuzz_scipion_set": write_scipion_seeds, "fuzz_params": write_params_seeds,
+                           "fuzz_cs": write_cs_seeds}.items():
         folder = SEEDS / harness
         folder.mkdir(parents=True, exist_ok=True)
         write(folder)

@@ -64,6 +64,20 @@ struct ParticleSet {
   int particle_extra_index(const std::string& label) const;
 };
 
+/// The folder a set's relative image paths resolve against when read from the
+/// metadata file `file` (RELION and cryoSPARC resolve them against the folder
+/// they run in, usually the project folder, not the file's): the first of the
+/// current directory, file's folder and each ancestor of it in which the first
+/// particle's stack exists; file's folder when none does (or the first image
+/// path is absolute, or the set is empty). Absolute and lexically normal.
+std::filesystem::path find_image_base_dir(const std::filesystem::path& file, const ParticleSet& set);
+
+/// How a metadata file written for `root` names p's stack: base_dir / image.path
+/// (the current directory when base_dir is empty) made absolute and lexically
+/// normalised (symbolic links are not resolved), then relative to `root` when
+/// it lies inside it, absolute otherwise.
+std::string image_path_for(const ParticleSet& set, const Particle& p, const std::filesystem::path& root);
+
 /// Whether the particle has CTF parameters: a defocus or a phase shift. A file
 /// without rlnDefocusU/V (and rlnPhaseShift) gives particles without one.
 bool has_ctf(const Particle& p);
