@@ -15,8 +15,9 @@ namespace tessera::protocol {
 namespace {
 
 // Indexed by the enumerators' values, in declaration order.
-constexpr const char* kInputKinds[] = {"particles", "volume", "mask", "file"};
-constexpr const char* kPointerClasses[] = {"SetOfParticles", "Volume", "VolumeMask", ""};
+constexpr const char* kInputKinds[] = {"particles", "volume", "mask", "file", "classes", "ctfs"};
+constexpr const char* kPointerClasses[] = {"SetOfParticles", "Volume",   "VolumeMask", "",
+                                           "SetOfClasses2D,SetOfClasses3D", "SetOfCTF,SetOfParticles"};
 constexpr const char* kParamTypes[] = {"int", "float", "bool", "choice", "string"};
 constexpr const char* kOutputKinds[] = {"volume",         "half_map",         "mask",
                                         "particles_star", "particles_sqlite", "fsc_star",

@@ -45,9 +45,13 @@ inline constexpr int kSchemaFormatVersion = 1;
 /// pyworkflow's expertLevel: LEVEL_NORMAL = 0, LEVEL_ADVANCED = 1.
 enum class Level { Normal = 0, Advanced = 1 };
 
-/// What an input file holds. Particles: RELION .star or Scipion .sqlite set;
-/// Volume and Mask: MRC; File: any other file the program reads.
-enum class InputKind { Particles, Volume, Mask, File };
+/// What an input file holds. Particles: RELION .star, Scipion .sqlite set or
+/// cryoSPARC .cs; Volume and Mask: MRC; File: any other file the program
+/// reads; Classes: a particle file with each particle's class (in Scipion a
+/// SetOfClasses2D/3D, which the plugin writes as a particle set with class
+/// ids); Ctfs: per-micrograph or per-particle CTFs (in Scipion a SetOfCTF,
+/// which the plugin writes as a RELION micrograph STAR, or a SetOfParticles).
+enum class InputKind { Particles, Volume, Mask, File, Classes, Ctfs };
 
 enum class ParamType { Int, Float, Bool, Choice, String };
 
@@ -63,11 +67,12 @@ enum class OutputKind {
   Table,            ///< any other table (STAR or JSON), e.g. per-iteration statistics
 };
 
-std::string to_string(InputKind kind);   ///< "particles", "volume", "mask", "file"
+std::string to_string(InputKind kind);   ///< "particles", "volume", "mask", "file", "classes", "ctfs"
 std::string to_string(ParamType type);   ///< "int", "float", "bool", "choice", "string"
 std::string to_string(OutputKind kind);  ///< "volume", "half_map", ..., "table"
 /// Scipion pointerClass for an input kind ("SetOfParticles", "Volume",
-/// "VolumeMask"); empty for File, which maps to a FileParam.
+/// "VolumeMask", "SetOfClasses2D,SetOfClasses3D", "SetOfCTF,SetOfParticles"); empty for File,
+/// which maps to a FileParam.
 std::string scipion_pointer_class(InputKind kind);
 
 /// A parameter value: Int as int64, Float as double, Choice and String as text.

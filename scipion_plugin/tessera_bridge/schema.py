@@ -36,7 +36,8 @@ DO_CONTINUE, CONTINUE_RUN = 'doContinue', 'continueRun'
 RESERVED = {'runName', 'runMode', 'hostName', NUMBER_OF_THREADS, NUMBER_OF_MPI, USE_GPU, GPU_LIST,
             DO_CONTINUE, CONTINUE_RUN, HALF_MAPS}
 
-POINTER_CLASSES = {'particles': 'SetOfParticles', 'volume': 'Volume', 'mask': 'VolumeMask'}
+POINTER_CLASSES = {'particles': 'SetOfParticles', 'volume': 'Volume', 'mask': 'VolumeMask',
+                   'classes': 'SetOfClasses2D,SetOfClasses3D', 'ctfs': 'SetOfCTF,SetOfParticles'}
 UNIT_SYMBOLS = {'A': 'Å', 'A2': 'Å²', 'deg': 'deg', 'px': 'px'}
 
 
@@ -94,7 +95,7 @@ class FormParam:
     choices: list = field(default_factory=list)
     bounds: Optional[Bounds] = None
     schema_names: tuple = ()
-    input_kind: Optional[str] = None  # particles, volume, mask, file (inputs only)
+    input_kind: Optional[str] = None  # particles, volume, mask, file, classes, ctfs (inputs only)
 
 
 @dataclass

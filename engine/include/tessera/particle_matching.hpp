@@ -1,0 +1,60 @@
+#pragma once
+/// Which particles of two or more particle files are the same particle.
+///
+/// Consensus steps compare what different programs say about the same images:
+/// a RELION STAR, a Scipion set and a cryoSPARC .cs file each list the images
+/// in their own order, under their own paths. Particles are matched by a key,
+/// never by position:
+///   FileName  (default) the image's index and the file name of its stack,
+///             without folders; a cryoSPARC import prefix (a run of 15 or more
+///             digits and '_' that cryoSPARC puts before imported file names)
+///             is removed and ".mrcs" read as ".mrc", so the same stack
+///             imported into RELION, Scipion and cryoSPARC gives the same key.
+///   Path      the index and the stack's absolute, lexically normal path
+///             (ParticleSet::stack_path): for sets whose stacks share a name
+///             in different folders.
+///   Id        the particle's id: extra rlnImageId (a Scipion set's item id,
+///             scipion_set.hpp) or, failing that, csUid (a cryoSPARC uid,
+///             cryosparc_cs.hpp): for sets derived from one another inside
+///             Scipion or inside cryoSPARC.
+/// Keys must be unique within a file (a duplicate throws InputError naming the
+/// file, both particles and a remedy). Particles not found in every file are
+/// reported, never dropped silently.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tessera/particles.hpp"
+
+namespace tessera {
+
+enum class MatchBy { FileName, Path, Id };
+
+/// "filename", "path", "id" -> MatchBy; anything else throws std::invalid_argument.
+MatchBy parse_match_by(const std::string& name);
+const char* to_string(MatchBy by);
+
+/// The key of one particle (see above). Id: InputError naming `file` when the
+/// set has neither rlnImageId nor csUid, or the particle's value is empty.
+std::string particle_key(const ParticleSet& set, const Particle& p, MatchBy by, const std::filesystem::path& file);
+
+/// One particle set read from a file, under a name for messages.
+struct NamedSet {
+  const ParticleSet* set = nullptr;
+  std::filesystem::path file;
+};
+
+struct ParticleMatch {
+  /// rows[k][s]: index in sets[s] of the k-th particle found in every set, in
+  /// the order of sets[0].
+  std::vector<std::vector<long>> rows;
+  /// unmatched[s]: indices of sets[s]'s particles missing from some other set.
+  std::vector<std::vector<long>> unmatched;
+};
+
+/// Matches two or more sets. Throws InputError when a key repeats within a
+/// file, when fewer than two sets are given, or when no particle is common to
+/// all of them (the message names the files, the key kind and one key of each).
+ParticleMatch match_particles(const std::vector<NamedSet>& sets, MatchBy by);
+
+}  // namespace tessera

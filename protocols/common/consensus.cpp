@@ -1,0 +1,107 @@
+#include "common/consensus.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/io.hpp"
+
+namespace tessera::protocol {
+
+namespace {
+constexpr std::size_t kExamples = 5;
+}
+
+void add_match_by_param(Schema& s) {
+  s.add_choice("match_by", "Match particles by", {"filename", "path", "id"},
+               {.default_value = "filename",
+                .help = "How the same particle is recognised in different files (never by order). filename: the "
+                        "image's index and its stack's file name without folders (cryoSPARC's import prefix removed, "
+                        ".mrcs read as .mrc), which survives import into RELION, Scipion and cryoSPARC; path: index "
+                        "and the stack's full path; id: the Scipion item id (or the cryoSPARC uid), for sets derived "
+                        "from one another in one package.",
+                .section = "Matching",
+                .level = Level::Advanced});
+}
+
+MatchedSets load_matched_sets(const Values& v, const std::vector<std::filesystem::path>& files) {
+  MatchedSets m;
+  m.by = parse_match_by(v.get<std::string>("match_by"));
+  m.files = files;
+  m.sets.reserve(files.size());
+  for (const auto& f : files) m.sets.push_back(load_particles(f));
+  std::vector<NamedSet> named;
+  for (std::size_t i = 0; i < files.size(); ++i) named.push_back({&m.sets[i], files[i]});
+  m.match = match_particles(named, m.by);
+  return m;
+}
+
+Json report_matching(RunContext& ctx, const MatchedSets& m) {
+  Json files = Json::array();
+  for (std::size_t s = 0; s < m.sets.size(); ++s) {
+    const auto& missing = m.match.unmatched[s];
+    Json examples = Json::array();
+    for (std::size_t i = 0; i < missing.size() && i < kExamples; ++i)
+      examples.push_back(m.sets[s].particles[static_cast<std::size_t>(missing[i])].image.to_string());
+    files.push_back({{"file", m.files[s].string()},
+                     {"particles", m.sets[s].particles.size()},
+                     {"unmatched", missing.size()},
+                     {"unmatched_examples", std::move(examples)}});
+    if (!missing.empty())
+      ctx.warn(fmt::format("{}: {} of {} particles are not in every other file (matched by {}), e.g. {}; they are "
+                           "left out of the comparison",
+                           m.files[s].string(), missing.size(), m.sets[s].particles.size(), to_string(m.by),
+                           files.back()["unmatched_examples"].dump()));
+  }
+  ctx.info(fmt::format("{} particles matched by {} across {} files", m.match.rows.size(), to_string(m.by),
+                       m.sets.size()));
+  return {{"match_by", to_string(m.by)}, {"matched", m.match.rows.size()}, {"files", std::move(files)}};
+}
+
+ParticleSet subset_of(const ParticleSet& set, const std::vector<long>& indices) {
+  ParticleSet out;
+  out.optics = set.optics;
+  out.optics_extra_labels = set.optics_extra_labels;
+  out.particle_extra_labels = set.particle_extra_labels;
+  out.base_dir = set.base_dir;
+  out.has_scales = set.has_scales;
+  out.particles.reserve(indices.size());
+  for (long i : indices) out.particles.push_back(set.particles[static_cast<std::size_t>(i)]);
+  return out;
+}
+
+Json histogram_json(const std::string& name, const std::string& label, const std::string& unit,
+                    const std::vector<double>& values, int bins, std::optional<double> threshold) {
+  double top = 0, sum = 0;
+  for (double x : values) top = std::max(top, x), sum += x;
+  if (threshold) top = std::max(top, 2 * *threshold);
+  if (top <= 0) top = 1;
+  std::vector<double> edges(static_cast<std::size_t>(bins) + 1);
+  for (int b = 0; b <= bins; ++b) edges[static_cast<std::size_t>(b)] = top * b / bins;
+  std::vector<long> counts(static_cast<std::size_t>(bins), 0);
+  for (double x : values) {
+    const int b = std::clamp(static_cast<int>(x / top * bins), 0, bins - 1);
+    ++counts[static_cast<std::size_t>(b)];
+  }
+  std::vector<double> sorted = values;
+  std::sort(sorted.begin(), sorted.end());
+  Json median = nullptr, mean = nullptr;
+  if (!sorted.empty()) {
+    const std::size_t n = sorted.size();
+    median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    mean = sum / static_cast<double>(n);
+  }
+  return {{"name", name},     {"label", label},   {"unit", unit},
+          {"edges", edges},   {"counts", counts}, {"threshold", threshold ? Json(*threshold) : Json(nullptr)},
+          {"median", median}, {"mean", mean},     {"count", values.size()}};
+}
+
+Json heatmap_json(const std::string& name, const std::string& label, const std::vector<std::string>& rows,
+                  const std::vector<std::string>& columns, const std::vector<std::vector<double>>& values,
+                  const std::string& row_title, const std::string& column_title) {
+  return {{"name", name},     {"label", label},   {"rows", rows},
+          {"columns", columns}, {"values", values}, {"row_title", row_title},
+          {"column_title", column_title}};
+}
+
+}  // namespace tessera::protocol
