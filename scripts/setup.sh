@@ -16,7 +16,8 @@ build_pkgs=(build-essential cmake pkg-config libfftw3-dev libboost-program-optio
 # The test suite also checks Tessera against RELION and opens windows under Xvfb; scripts/fuzz.sh
 # builds the fuzz harnesses with clang and libFuzzer (libclang-rt-dev: the default clang's runtimes).
 # python3-gemmi: tests/benchmarks/pdb_to_map.py (atomic model -> density map, bench_refine_nu).
-test_pkgs=(relion xvfb xauth clang libclang-rt-dev python3-gemmi)
+# python3-numpy, python3-scipy: tests/programs/consensus_poses_check.py (pose distances computed apart from Tessera).
+test_pkgs=(relion xvfb xauth clang libclang-rt-dev python3-gemmi python3-numpy python3-scipy)
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -40,13 +40,18 @@ Ctf::Ctf(const CtfParams& p) {
   azimuth_rad_ = p.defocus_angle_deg * pi / 180.0;
 }
 
+RadialPhase Ctf::phase_along(double angle_rad) const {
+  const double dz = dz_mean_ + dz_dev_ * std::cos(2.0 * (angle_rad - azimuth_rad_));
+  return {-k5_ - k3_, k1_ * dz, k2_};
+}
+
+double Ctf::phase(double kx, double ky) const {
+  return phase_along(std::atan2(ky, kx)).at(kx * kx + ky * ky);
+}
+
 float Ctf::operator()(double kx, double ky) const {
-  const double k2 = kx * kx + ky * ky;
-  const double angle = std::atan2(ky, kx);
-  const double dz = dz_mean_ + dz_dev_ * std::cos(2.0 * (angle - azimuth_rad_));
-  const double chi = k1_ * dz * k2 + k2_ * k2 * k2 - k5_ - k3_;
-  double v = -std::sin(chi) * scale_;
-  if (k4_ != 0.0) v *= std::exp(k4_ * k2);
+  double v = -std::sin(phase(kx, ky)) * scale_;
+  if (k4_ != 0.0) v *= std::exp(k4_ * (kx * kx + ky * ky));
   return static_cast<float>(v);
 }
 

@@ -24,11 +24,24 @@ struct CtfParams {
 /// Relativistic electron wavelength in Angstrom for an acceleration voltage in kV.
 double electron_wavelength_A(double voltage_kV);
 
+/// chi along one direction of frequency space as a polynomial in s = |k|^2
+/// (1/A^2): chi(s) = c0 + c1 s + c2 s^2, in radians. c0 = -phase_shift -
+/// atan(Q0 / sqrt(1 - Q0^2)), c1 = pi lambda dz(angle), c2 = (pi/2) Cs lambda^3.
+struct RadialPhase {
+  double c0 = 0, c1 = 0, c2 = 0;
+  double at(double s_invA2) const { return c0 + c1 * s_invA2 + c2 * s_invA2 * s_invA2; }
+};
+
 /// Precomputed constants of one CTF; evaluate at frequency (kx, ky) in 1/A.
 class Ctf {
  public:
   explicit Ctf(const CtfParams& p);
   float operator()(double kx_invA, double ky_invA) const;
+  /// The phase chi(k) of the model above, in radians: CTF = -scale * envelope * sin(chi).
+  double phase(double kx_invA, double ky_invA) const;
+  /// chi along the direction at `angle_rad` (from +x towards +y); phase(k cos a, k sin a)
+  /// equals phase_along(a).at(k^2).
+  RadialPhase phase_along(double angle_rad) const;
 
  private:
   double k1_, k2_, k3_, k4_, k5_, scale_;
