@@ -3,7 +3,8 @@
 // from the screen (--screenshot: QScreen::grabWindow); the screenshot is then
 // checked against the data as the offscreen renders are: the volume's slice
 // pixels are its voxels under the contrast, the FSC curve is where its values
-// put it. Skips when Xvfb is not installed.
+// put it, the consensus heat map's cells have their values' colours. Skips when
+// Xvfb is not installed.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -166,6 +167,30 @@ TEST_F(ViewOnXvfb, FscWindowShowsTheCurve) {
   for (int k = 0; k <= 32; ++k)
     found += color_near(img, x + (k / 192.0) / x1 * w, y + (y1 - curve[k]) / (y1 - y0) * h, color, 2, 30);
   EXPECT_GE(found, 31) << "of 33 shells";
+}
+
+// The consensus window: a heat map's cells of 1 and 0 on screen in the colour map's end colours.
+TEST_F(ViewOnXvfb, ConsensusWindowShowsTheHeatMap) {
+  fs::create_directories(tmp_ / "classes");
+  const Json map{{"name", "jaccard_AB"},
+                 {"label", "Jaccard similarity, A vs B"},
+                 {"rows", {"A1", "A2"}},
+                 {"columns", {"B1", "B2"}},
+                 {"values", {{1.0, 0.0}, {0.0, 1.0}}},
+                 {"row_title", "classification A"},
+                 {"column_title", "classification B"}};
+  write_text(tmp_ / "classes" / "consensus_classes.json", Json{{"figures", {{"heatmaps", {map}}}}}.dump());
+  QImage img;
+  const Json g = screenshot("consensus", {(tmp_ / "classes").string()}, "xvfb_consensus_window.png", img);
+  const Json& m = g.at("figure").at("heatmaps")[0];
+  const int x0 = m.at("grid_rect")[0], y0 = m.at("grid_rect")[1], cell = m.at("cell_size");
+  ASSERT_LE(x0 + 2 * cell, img.width());
+  ASSERT_LE(y0 + 2 * cell, img.height());
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 2; ++c) {
+      const QColor want = r == c ? QColor(0x7f, 0x00, 0x00) : QColor(0xff, 0xf7, 0xbc);
+      EXPECT_LE(color_distance(img.pixel(x0 + c * cell + cell / 5, y0 + r * cell + cell / 5), want), 3) << r << c;
+    }
 }
 
 }  // namespace

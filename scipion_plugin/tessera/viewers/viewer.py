@@ -4,8 +4,10 @@ One entry per kind of output the run has: FSC curves (tessera_view_fsc on the ru
 also plots the per-iteration statistics of run.log.jsonl), maps with the run's mask overlaid
 (tessera_view_volume; a local-resolution run's map coloured by its local resolution), particles
 (tessera_view_particles on the Scipion set), view directions and conical FSCs
-(tessera_view_orientations) and resolution against particles (tessera_view_overfitting). Where the Qt
-viewers are not installed, Scipion's FSC plot and data views are used instead.
+(tessera_view_orientations), resolution against particles (tessera_view_overfitting) and the figures
+of a consensus run (tessera_view_consensus: histograms of the pose and CTF differences, heat maps of
+the classes' similarity). Where the Qt viewers are not installed, Scipion's FSC plot and data views
+are used instead.
 """
 import os
 import shlex
@@ -20,8 +22,38 @@ from ..protocols import GENERATED
 
 FSC_VIEWER, VOLUME_VIEWER, PARTICLES_VIEWER = 'tessera_view_fsc', 'tessera_view_volume', 'tessera_view_particles'
 ORIENTATIONS_VIEWER, OVERFITTING_VIEWER = 'tessera_view_orientations', 'tessera_view_overfitting'
+CONSENSUS_VIEWER = 'tessera_view_consensus'
 # Files in a run folder that say which figure it has (the programs' outputs).
 VIEW_COUNTS, OVERFITTING, LOCAL_RESOLUTION = 'view_counts.json', 'validate_overfitting.json', 'local_resolution.mrc'
+# The consensus programs' summaries, whose "figures" block tessera_view_consensus draws (by program, so
+# that a protocol class not generated in this installation changes nothing here).
+CONSENSUS_SUMMARIES = {'tessera_consensus_classes': 'consensus_classes.json',
+                       'tessera_consensus_poses': 'pose_consensus.json',
+                       'tessera_consensus_ctf': 'ctf_consensus.json'}
+
+
+def command_view(program, args, cwd=None):
+    """A CommandView running the Tessera program with args (quoted) in Tessera's environment."""
+    return CommandView(' '.join(shlex.quote(a) for a in [Plugin.getProgram(program)] + list(args)),
+                       env=Plugin.getEnviron(), cwd=cwd)
+
+
+def consensus_summary(protocol):
+    """The summary a run of TesseraProtConsensusClasses, -Poses or -Ctf wrote (consensus_classes.json,
+    pose_consensus.json or ctf_consensus.json in its extra folder), or None: another protocol, or no
+    summary yet."""
+    program = (getattr(protocol, '_tesseraSchema', None) or {}).get('program')
+    name = CONSENSUS_SUMMARIES.get(program)
+    path = protocol._getExtraPath(name) if name else None
+    return path if path and os.path.isfile(path) else None
+
+
+def consensus_view(protocol, cwd=None):
+    """The CommandView of tessera_view_consensus on a consensus run's summary (its window; append
+    ' --export FIGURE.png' to view._cmd to render it without a display), or None when the run has no
+    summary (consensus_summary)."""
+    summary = consensus_summary(protocol)
+    return command_view(CONSENSUS_VIEWER, [os.path.abspath(summary)], cwd) if summary else None
 
 
 class TesseraViewer(ProtocolViewer):
@@ -48,18 +80,23 @@ class TesseraViewer(ProtocolViewer):
                           label='View directions, SCF* and conical FSCs')
         if self._hasRunFile(OVERFITTING):
             form.addParam('displayOverfitting', params.LabelParam, label='Resolution against particles')
+        if consensus_summary(self.protocol):
+            form.addParam('displayConsensus', params.LabelParam,
+                          label='Consensus figures (distance histograms, class similarity)')
 
     def _getVisualizeDict(self):
         return {'displayFsc': self._showFsc, 'displayVolume': self._showVolume,
                 'displayParticles': self._showParticles, 'displayOrientations': self._showOrientations,
-                'displayOverfitting': self._showOverfitting}
+                'displayOverfitting': self._showOverfitting, 'displayConsensus': self._showConsensus}
 
     def _hasRunFile(self, name):
         return os.path.isfile(self.protocol._getExtraPath(name))
 
+    def _cwd(self):
+        return self.getProject().getPath() if self.getProject() else None
+
     def _command(self, program, *args):
-        return CommandView(' '.join(shlex.quote(a) for a in (Plugin.getProgram(program),) + args),
-                           env=Plugin.getEnviron(), cwd=self.getProject().getPath() if self.getProject() else None)
+        return command_view(program, args, self._cwd())
 
     def _showFsc(self, param=None):
         if Plugin.hasProgram(FSC_VIEWER):
@@ -96,6 +133,13 @@ class TesseraViewer(ProtocolViewer):
 
     def _showOverfitting(self, param=None):
         return self._showRunFigure(OVERFITTING_VIEWER, 'resolution against particles')
+
+    def _showConsensus(self, param=None):
+        if not Plugin.hasProgram(CONSENSUS_VIEWER):
+            return [self.errorMessage('%s is not built (Tessera without Qt): no consensus figures.'
+                                      % CONSENSUS_VIEWER)]
+        view = consensus_view(self.protocol, self._cwd())
+        return [view] if view else [self.errorMessage('The run has no consensus summary (yet).')]
 
     def _showParticles(self, param=None):
         particles = self._outputsOf(SetOfParticles)[0][1]
