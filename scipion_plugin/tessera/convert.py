@@ -66,9 +66,86 @@ def half_map_files(volume, tmp_dir, name):
     return tuple(files)
 
 
+def classes_file(classes, tmp_dir, name):
+    """A SetOfClasses2D/3D as a particle set sqlite whose items carry their class's id (_classId),
+    which the programs read as rlnClassNumber; the items keep their ids, CTFs and transforms."""
+    path = os.path.join(tmp_dir, name + '.sqlite')
+    if os.path.exists(path):
+        os.remove(path)
+    out = SetOfParticles(filename=path)
+    out.copyInfo(classes.getImages())
+    for cls in classes.iterItems():
+        for particle in cls.iterItems():
+            particle.setClassId(cls.getObjId())
+            out.append(particle)
+    out.write()
+    out.close()
+    return path
+
+
+def ctfs_file(ctfs, tmp_dir, name):
+    """A SetOfCTF as a RELION micrograph STAR (data_optics + data_micrographs: rlnMicrographName,
+    rlnDefocusU/V/Angle, rlnPhaseShift, rlnCtfMaxResolution, rlnCtfFigureOfMerit), with the
+    micrographs' pixel size and acquisition as its one optics group."""
+    mics = ctfs.getMicrographs()
+    acq = mics.getAcquisition()
+    rows = []
+    for ctf in ctfs.iterItems():
+        mic = ctf.getMicrograph()
+        phase = ctf.getPhaseShift() if ctf.hasPhaseShift() else 0.0
+        resolution = ctf.getResolution() if ctf.getResolution() is not None else 999.0
+        fit = ctf.getFitQuality() if ctf.getFitQuality() is not None else 0.0
+        rows.append('%s 1 %r %r %r %r %r %r' % (_star_value(mic.getFileName()), ctf.getDefocusU(),
+                                                 ctf.getDefocusV(), ctf.getDefocusAngle(), phase,
+                                                 resolution, fit))
+    path = os.path.join(tmp_dir, name + '.star')
+    with open(path, 'w') as f:
+        f.write('# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroup #1\n_rlnOpticsGroupName #2\n'
+                '_rlnMicrographPixelSize #3\n_rlnVoltage #4\n_rlnSphericalAberration #5\n'
+                '_rlnAmplitudeContrast #6\n1 opticsGroup1 %r %r %r %r\n\n' % (
+                    mics.getSamplingRate(), acq.getVoltage(), acq.getSphericalAberration(),
+                    acq.getAmplitudeContrast()))
+        f.write('# version 30001\n\ndata_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnOpticsGroup #2\n'
+                '_rlnDefocusU #3\n_rlnDefocusV #4\n_rlnDefocusAngle #5\n_rlnPhaseShift #6\n'
+                '_rlnCtfMaxResolution #7\n_rlnCtfFigureOfMerit #8\n')
+        f.write('\n'.join(rows) + '\n')
+    return path
+
+
+def star_column(path, block, label):
+    """The values of one column of a loop block of a STAR file (plain text: the programs write
+    simple loops, one row per line, values quoted with double quotes when they hold blanks)."""
+    import shlex
+    values, labels, inside = [], [], False
+    with open(path) as f:
+        for line in f:
+            s = line.strip()
+            if s.startswith('data_'):
+                inside, labels = s == 'data_' + block, []
+                continue
+            if not inside or not s or s.startswith('#') or s == 'loop_':
+                continue
+            if s.startswith('_'):
+                labels.append(s.split()[0][1:])
+            elif label in labels:
+                values.append(shlex.split(s)[labels.index(label)])
+    return values
+
+
+def _star_value(text):
+    return '"%s"' % text if (not text or any(c.isspace() for c in text)) else text
+
+
 def input_file(obj, kind, tmp_dir, name):
-    """The file a program reads for a pointer input of the given schema kind (particles, volume, mask)."""
-    return obj.getFileName() if kind == 'particles' else volume_file(obj, tmp_dir, name)
+    """The file a program reads for a pointer input of the given schema kind (particles, volume,
+    mask, classes, ctfs)."""
+    if kind == 'particles' or (kind == 'ctfs' and isinstance(obj, SetOfParticles)):
+        return obj.getFileName()
+    if kind == 'classes':
+        return classes_file(obj, tmp_dir, name)
+    if kind == 'ctfs':
+        return ctfs_file(obj, tmp_dir, name)
+    return volume_file(obj, tmp_dir, name)
 
 
 def project_path(path):

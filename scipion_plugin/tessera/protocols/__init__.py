@@ -16,7 +16,7 @@ from tessera_bridge import outputs as toutputs
 from tessera_bridge import schema as tschema
 
 from .. import Plugin
-from .protocol_base import TesseraProtocol
+from .protocol_base import CLASSIFY_BASES, MICROGRAPH_TABLES, TesseraProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ def make_protocol_class(schema):
         raise tschema.SchemaError('%s: parameter name(s) %s clash with %s attributes'
                                   % (schema['program'], ', '.join(clashes), base.__name__))
     possible = {attr: getattr(pwem.objects, cls) for attr, cls in toutputs.output_attributes(schema).values()}
+    if schema.get('scipion_base_class') in CLASSIFY_BASES:
+        possible['outputClasses'] = pwem.objects.SetOfClasses3D  # or 2D, as its classes input
+    outputs = {o['name'] for o in schema['outputs']}
+    possible.update({attr: pwem.objects.SetOfCTF for name, attr in MICROGRAPH_TABLES.items() if name in outputs})
     doc = '%s\n\n(Tessera program %s %s.)' % (schema['description'], schema['program'], schema['version'])
     attrs = {'__module__': __name__, '__doc__': doc, '_label': schema['label'], '_possibleOutputs': possible,
              '_tesseraSchema': schema, '_tesseraSpec': spec}

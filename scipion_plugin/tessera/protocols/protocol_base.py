@@ -19,6 +19,11 @@ from .. import Plugin
 from .. import convert
 from ..constants import PARAMS_FILE, PARTICLES_INPUT, TESSERA_CITATION
 
+# pwem base classes of programs whose particle output is a classification (its class ids).
+CLASSIFY_BASES = ('ProtClassify2D', 'ProtClassify3D')
+# Micrograph STAR outputs that become subsets of the program's SetOfCTF input, and their attributes.
+MICROGRAPH_TABLES = {'accepted_micrographs': 'outputAcceptedCTFs', 'rejected_micrographs': 'outputRejectedCTFs'}
+
 
 class TesseraProtocol:
     """Runs one Tessera program. Generated subclasses set _tesseraSchema and _tesseraSpec."""
@@ -66,6 +71,7 @@ class TesseraProtocol:
 
     def createOutputStep(self):
         manifest = toutputs.read_manifest(self._getExtraPath())
+        self._createCtfSubsets(manifest)
         for item in toutputs.plan_outputs(self._tesseraSchema, manifest):
             if item.scipion_class == 'SetOfParticles':
                 self._createParticlesOutput(item)
@@ -95,6 +101,39 @@ class TesseraProtocol:
             relate = self._defineTransformRelation if convert.same_images(table, pointer.get()) \
                 else self._defineSourceRelation
             relate(pointer, out)
+        if item.name == PARTICLES_INPUT and self._tesseraSchema.get('scipion_base_class') in CLASSIFY_BASES:
+            self._createClassesOutput(out)
+
+    def _createCtfSubsets(self, manifest):
+        """Micrograph tables a program writes from a SetOfCTF input (the first 'ctfs' input, passed
+        as a micrograph STAR), e.g. accepted_micrographs, become subsets of that SetOfCTF:
+        outputAcceptedMicrographsCTFs, ... (MICROGRAPH_TABLES)."""
+        ctfs = [getattr(self, p.name) for p in self._inputParams() if p.input_kind == 'ctfs']
+        if not ctfs or ctfs[0].get() is None or ctfs[0].get().getClassName() != 'SetOfCTF':
+            return
+        for name, attribute in MICROGRAPH_TABLES.items():
+            done = manifest.output(name)
+            if done is None:
+                continue
+            keep = set(convert.star_column(done.path, 'micrographs', 'rlnMicrographName'))
+            source = ctfs[0].get()
+            out = self._createSetOfCTF(suffix=name)
+            out.setMicrographs(source.getMicrographs())
+            for ctf in source.iterItems():
+                if ctf.getMicrograph().getFileName() in keep:
+                    out.append(ctf.clone())
+            self._defineOutputs(**{attribute: out})
+            self._defineSourceRelation(ctfs[0], out)
+
+    def _createClassesOutput(self, particles):
+        """A program on a pwem classification base class classifies: the class ids of its particle
+        output become outputClasses (2D when its first classes input is a SetOfClasses2D, else 3D)."""
+        inputs = [getattr(self, p.name).get() for p in self._inputParams() if p.input_kind == 'classes']
+        two_d = any(obj is not None and obj.getClassName() == 'SetOfClasses2D' for obj in inputs[:1])
+        classes = (self._createSetOfClasses2D if two_d else self._createSetOfClasses3D)(particles)
+        classes.classifyItems()
+        self._defineOutputs(outputClasses=classes)
+        self._defineSourceRelation(particles, classes)
 
     # -------------------------- helpers --------------------------------------
     def _inputParams(self):
