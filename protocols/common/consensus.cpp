@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/io.hpp"
+#include "tessera/cryosparc_cs.hpp"
 
 namespace tessera::protocol {
 
@@ -68,6 +69,22 @@ ParticleSet subset_of(const ParticleSet& set, const std::vector<long>& indices) 
   out.particles.reserve(indices.size());
   for (long i : indices) out.particles.push_back(set.particles[static_cast<std::size_t>(i)]);
   return out;
+}
+
+void add_cs_subset_output(Schema& s, const std::string& stem, const std::string& label) {
+  s.add_output(stem + "_cs", OutputKind::Table, label + " (cryoSPARC .cs)",
+               {.help = "The same particles as a cryoSPARC .cs file (uids kept), written when they were read from "
+                        "one.",
+                .optional = true});
+}
+
+void save_subset(RunContext& ctx, const ParticleSet& set, const std::string& stem,
+                 const std::filesystem::path& source) {
+  save_particles(ctx, set, stem, stem + "_star", stem);
+  if (source.extension() != ".cs") return;
+  const std::filesystem::path out = std::filesystem::absolute(ctx.out_dir());
+  write_cryosparc_particles(out / (stem + ".cs"), set, out);
+  ctx.add_output(stem + "_cs", stem + ".cs", {{"count", set.particles.size()}});
 }
 
 Json histogram_json(const std::string& name, const std::string& label, const std::string& unit,

@@ -39,6 +39,18 @@ Json report_matching(RunContext& ctx, const MatchedSets& m);
 /// extra labels and base folder.
 ParticleSet subset_of(const ParticleSet& set, const std::vector<long>& indices);
 
+/// Declares the optional output "<stem>_cs": the subset `stem` (saved by
+/// save_subset) as a cryoSPARC .cs file, written when the particles it comes
+/// from were read from one, so the subset goes back into cryoSPARC with its uids.
+void add_cs_subset_output(Schema& s, const std::string& stem, const std::string& label);
+
+/// save_particles(ctx, set, stem, stem + "_star", stem): out/<stem>.star and
+/// out/<stem>.sqlite; and, when `source` (the file the particles were read
+/// from) is a cryoSPARC .cs, out/<stem>.cs as output stem + "_cs"
+/// (cryosparc_cs.hpp; image paths relative to the output folder).
+void save_subset(RunContext& ctx, const ParticleSet& set, const std::string& stem,
+                 const std::filesystem::path& source);
+
 /// The figures block every consensus program writes into its JSON summary,
 /// which tessera_view_consensus draws:
 ///   {"histograms": [histogram_json...], "heatmaps": [heatmap_json...]}

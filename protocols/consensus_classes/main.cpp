@@ -73,6 +73,7 @@ tp::Schema make_schema() {
                 .optional = true});
   s.add_output("particles", tp::OutputKind::ParticlesSqlite, "Particles in kept intersections",
                {.help = "The same set for Scipion.", .optional = true});
+  tp::add_cs_subset_output(s, "particles", "Particles in kept intersections");
   return s;
 }
 
@@ -215,7 +216,7 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
     }
 
   if (kept > 0) {
-    tp::save_particles(ctx, kept_set, "particles", "particles_star", "particles");
+    tp::save_subset(ctx, kept_set, "particles", in->matched.files[0]);
   } else {
     ctx.warn(fmt::format("no intersection has {} or more particles (the largest has {}): no subset written",
                          min_size, c.intersections.front().size));

@@ -98,6 +98,8 @@ tp::Schema make_schema() {
                {.help = "Particles: the rejected particles of A.", .optional = true});
   s.add_output("rejected", tp::OutputKind::ParticlesSqlite, "Rejected particles",
                {.help = "The same set for Scipion.", .optional = true});
+  tp::add_cs_subset_output(s, "accepted", "Accepted particles");
+  tp::add_cs_subset_output(s, "rejected", "Rejected particles");
   s.add_output("accepted_micrographs", tp::OutputKind::Table, "Accepted micrographs (STAR)",
                {.help = "Micrographs: the rows of A accepted, every column kept.", .optional = true});
   s.add_output("rejected_micrographs", tp::OutputKind::Table, "Rejected micrographs (STAR)",
@@ -245,8 +247,9 @@ void write_subsets(const tp::Values& v, tp::RunContext& ctx, const Inputs& in, c
   const bool with_rejected = v.get<bool>("write_rejected");
   if (in.kind == Kind::Particles) {
     const ParticleSet& a = in.particles->sets[0];
-    tp::save_particles(ctx, tp::subset_of(a, accepted), "accepted", "accepted_star", "accepted");
-    if (with_rejected) tp::save_particles(ctx, tp::subset_of(a, rejected), "rejected", "rejected_star", "rejected");
+    const fs::path& source = in.particles->files[0];
+    tp::save_subset(ctx, tp::subset_of(a, accepted), "accepted", source);
+    if (with_rejected) tp::save_subset(ctx, tp::subset_of(a, rejected), "rejected", source);
     return;
   }
   write_star(ctx.path("micrographs_accepted.star"), micrographs_subset(in.micrographs[0], accepted));

@@ -106,6 +106,8 @@ tp::Schema make_schema() {
                {.help = "The particles of A outside either threshold.", .optional = true});
   s.add_output("disagreeing", tp::OutputKind::ParticlesSqlite, "Disagreeing particles",
                {.help = "The same set for Scipion.", .optional = true});
+  tp::add_cs_subset_output(s, "agreeing", "Agreeing particles");
+  tp::add_cs_subset_output(s, "disagreeing", "Disagreeing particles");
   return s;
 }
 
@@ -315,9 +317,8 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
 
   write_table(ctx, *in, d, s.agree);
   const ParticleSet& a = in->matched.sets[0];
-  tp::save_particles(ctx, tp::subset_of(a, s.kept), "agreeing", "agreeing_star", "agreeing");
-  if (v.get<bool>("write_disagreeing"))
-    tp::save_particles(ctx, tp::subset_of(a, s.rest), "disagreeing", "disagreeing_star", "disagreeing");
+  tp::save_subset(ctx, tp::subset_of(a, s.kept), "agreeing", in->matched.files[0]);
+  if (v.get<bool>("write_disagreeing")) tp::save_subset(ctx, tp::subset_of(a, s.rest), "disagreeing", in->matched.files[0]);
   tp::atomic_write_text(ctx.path("pose_consensus.json"), doc.dump(2) + "\n");
   // The headline figures also in outputs.json, where Scipion's summary shows them.
   ctx.add_output("summary", "pose_consensus.json",

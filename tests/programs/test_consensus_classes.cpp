@@ -18,6 +18,7 @@
 
 #include "run_programs.hpp"
 #include "tessera/class_consensus.hpp"
+#include "tessera/cryosparc_cs.hpp"
 #include "tessera/particles_star.hpp"
 #include "tessera/scipion_set.hpp"
 
@@ -161,6 +162,31 @@ TEST(ConsensusClasses, IntersectionsSizesAndPValuesOfATwoStateSet) {
   }
   EXPECT_TRUE(fs::exists(tmp / "out/particles.sqlite"));
   EXPECT_TRUE(fs::exists(tmp / "out/intersections/intersection_001.star"));
+}
+
+TEST(ConsensusClasses, SubsetsOfACryosparcFileGoBackAsCryosparcFiles) {
+  TempDir tmp;
+  ParticleSet a = base_set(40, "s"), b = base_set(40, "t");
+  for (std::size_t i = 0; i < a.particles.size(); ++i) {
+    a.particles[i].extra = {std::to_string(1 + i % 2)};
+    b.particles[i].extra = {std::to_string(1 + i % 4)};
+  }
+  write_cryosparc_particles(tmp / "a.cs", a, tmp.path());
+  write_particles_star(tmp / "b.star", b, tmp.path());
+  const ParticleSet a_cs = read_cryosparc_particles(tmp / "a.cs");
+  const auto r = test::run_program(tmp, "consensus_classes",
+                                   {"--classes-A", (tmp / "a.cs").string(), "--classes-B", (tmp / "b.star").string(),
+                                    "--min-size", "10", "--out", (tmp / "out").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Classes 1 and 2 of A split exactly into B's 1, 3 and 2, 4: four intersections of 10.
+  const ParticleSet kept = read_cryosparc_particles(tmp / "out/particles.cs");
+  ASSERT_EQ(kept.particles.size(), 40u);
+  const int uid = kept.particle_extra_index("csUid"), uid_a = a_cs.particle_extra_index("csUid");
+  ASSERT_GE(uid, 0);
+  auto key = [](const Particle& p) { return fmt::format("{}@{}", p.image.index, fs::path(p.image.path).filename().string()); };
+  std::map<std::string, std::string> uid_of;  // image -> A's uid
+  for (const Particle& p : a_cs.particles) uid_of[key(p)] = p.extra[static_cast<std::size_t>(uid_a)];
+  for (const Particle& p : kept.particles) EXPECT_EQ(p.extra[static_cast<std::size_t>(uid)], uid_of.at(key(p)));
 }
 
 TEST(ConsensusClasses, BadInputsStopBeforeWriting) {
