@@ -44,14 +44,16 @@ std::string id_of(const ParticleSet& set, const Particle& p, const std::filesyst
 MatchBy parse_match_by(const std::string& name) {
   if (name == "filename") return MatchBy::FileName;
   if (name == "path") return MatchBy::Path;
+  if (name == "original") return MatchBy::Original;
   if (name == "id") return MatchBy::Id;
-  throw std::invalid_argument(fmt::format("unknown particle matching '{}' (filename, path or id)", name));
+  throw std::invalid_argument(fmt::format("unknown particle matching '{}' (filename, path, original or id)", name));
 }
 
 const char* to_string(MatchBy by) {
   switch (by) {
     case MatchBy::FileName: return "filename";
     case MatchBy::Path: return "path";
+    case MatchBy::Original: return "original";
     case MatchBy::Id: return "id";
   }
   return "?";
@@ -63,6 +65,19 @@ std::string particle_key(const ParticleSet& set, const Particle& p, MatchBy by, 
     case MatchBy::Path:
       return fmt::format("{}@{}", p.image.index,
                          std::filesystem::absolute(set.stack_path(p)).lexically_normal().string());
+    case MatchBy::Original: {
+      const int column = set.particle_extra_index("rlnImageOriginalName");
+      const std::string& original = column >= 0 ? p.extra[static_cast<std::size_t>(column)] : std::string();
+      if (original.empty()) return particle_key(set, p, MatchBy::FileName, file);
+      ImageRef ref;
+      try {
+        ref = ImageRef::parse(original);
+      } catch (const std::invalid_argument& e) {
+        throw InputError(fmt::format("{}: particle {}: rlnImageOriginalName: {}", file.string(), p.image.to_string(),
+                                     e.what()));
+      }
+      return fmt::format("{}@{}", ref.index, normal_file_name(ref.path));
+    }
     case MatchBy::Id: return id_of(set, p, file);
   }
   return {};

@@ -14,12 +14,12 @@ constexpr std::size_t kExamples = 5;
 }
 
 void add_match_by_param(Schema& s) {
-  s.add_choice("match_by", "Match particles by", {"filename", "path", "id"},
+  s.add_choice("match_by", "Match particles by", {"filename", "path", "original", "id"},
                {.default_value = "filename",
                 .help = "How the same particle is recognised in different files (never by order). filename: the "
                         "image's index and its stack's file name without folders (cryoSPARC's import prefix removed, "
                         ".mrcs read as .mrc), which survives import into RELION, Scipion and cryoSPARC; path: index "
-                        "and the stack's full path; id: the Scipion item id (or the cryoSPARC uid), for sets derived "
+                        "and the stack's full path; original: as filename, of the image each particle was made from (rlnImageOriginalName, written by subtraction) when it has one, to compare subtracted particles with their originals; id: the Scipion item id (or the cryoSPARC uid), for sets derived "
                         "from one another in one package.",
                 .section = "Matching",
                 .level = Level::Advanced});

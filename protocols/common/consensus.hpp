@@ -14,7 +14,7 @@
 
 namespace tessera::protocol {
 
-/// Declares the choice parameter "match_by" (filename, path, id).
+/// Declares the choice parameter "match_by" (filename, path, original, id).
 void add_match_by_param(Schema& s);
 
 struct MatchedSets {

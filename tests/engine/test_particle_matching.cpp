@@ -50,6 +50,19 @@ TEST(ParticleMatching, PathKeysTellApartStacksOfTheSameName) {
   EXPECT_EQ(m.rows[0], (std::vector<long>{1, 0}));
 }
 
+TEST(ParticleMatching, SubtractedParticlesMatchTheirOriginals) {
+  const ParticleSet original = make_set({"1@Extract/mic_1.mrcs", "2@Extract/mic_1.mrcs"});
+  ParticleSet subtracted = make_set({"1@Subtract/job030/subtracted.mrcs", "2@Subtract/job030/subtracted.mrcs"});
+  subtracted.particle_extra_labels = {"rlnImageOriginalName"};
+  subtracted.particles[0].extra = {"000002@Extract/mic_1.mrcs"};
+  subtracted.particles[1].extra = {"000001@Extract/mic_1.mrcs"};
+  EXPECT_THROW(match_particles({{&subtracted, "s.star"}, {&original, "o.star"}}, MatchBy::FileName), InputError);
+  const ParticleMatch m = match_particles({{&subtracted, "s.star"}, {&original, "o.star"}}, MatchBy::Original);
+  ASSERT_EQ(m.rows.size(), 2u);
+  EXPECT_EQ(m.rows[0], (std::vector<long>{0, 1}));
+  EXPECT_EQ(m.rows[1], (std::vector<long>{1, 0}));
+}
+
 TEST(ParticleMatching, IdsAndErrorsNameTheFile) {
   ParticleSet a = make_set({"1@s.mrcs", "2@s.mrcs"}), b = make_set({"7@t.mrcs", "8@t.mrcs"});
   a.particle_extra_labels = {"rlnImageId"};

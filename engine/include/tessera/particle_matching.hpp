@@ -13,6 +13,10 @@
 ///   Path      the index and the stack's absolute, lexically normal path
 ///             (ParticleSet::stack_path): for sets whose stacks share a name
 ///             in different folders.
+///   Original  as FileName, but of the image a particle was made from
+///             (rlnImageOriginalName, which RELION's and Tessera's subtraction
+///             write) when it has one, else of its own image: subtracted or
+///             re-extracted particles against the particles they came from.
 ///   Id        the particle's id: extra rlnImageId (a Scipion set's item id,
 ///             scipion_set.hpp) or, failing that, csUid (a cryoSPARC uid,
 ///             cryosparc_cs.hpp): for sets derived from one another inside
@@ -28,9 +32,9 @@
 
 namespace tessera {
 
-enum class MatchBy { FileName, Path, Id };
+enum class MatchBy { FileName, Path, Original, Id };
 
-/// "filename", "path", "id" -> MatchBy; anything else throws std::invalid_argument.
+/// "filename", "path", "original", "id" -> MatchBy; anything else throws std::invalid_argument.
 MatchBy parse_match_by(const std::string& name);
 const char* to_string(MatchBy by);
 
