@@ -91,6 +91,27 @@ class ViewVolume : public ::testing::Test {
   TempDir tmp_;
 };
 
+// What a person gets without options: a 24-voxel box drawn at 10 pixels per
+// voxel (whole pixels per voxel up to a 256-pixel side; 1 from 256 voxels on),
+// and slices under the 0.05th to 99.95th percentiles of the volume, which keep
+// a particle's inside readable (sigma:3 saturates it).
+TEST_F(ViewVolume, DefaultsAreReadable) {
+  RealGrid v = test_volume(24, 20, 16);
+  const fs::path file = write_volume("v.mrc", v);
+  QImage img;
+  const Json g = export_png({file.string(), "--panels", "slices,surface"}, "volume_defaults.png", img);
+  const Json& slice = panel(g, "slice", "z");
+  EXPECT_EQ(slice.at("zoom"), 10.0);
+  EXPECT_EQ(slice.at("rect")[2], 240);
+  EXPECT_EQ(panel(g, "surface", "z").at("oversample"), 10);
+  std::vector<float> sorted(v.values().begin(), v.values().end());
+  std::sort(sorted.begin(), sorted.end());
+  const double lo = slice.at("limits")[0], hi = slice.at("limits")[1];
+  EXPECT_GT(lo, sorted.front());  // clipped, not the minimum and maximum
+  EXPECT_LT(hi, sorted.back());
+  EXPECT_GE(hi, sorted[sorted.size() * 999 / 1000 - 1]);
+}
+
 // Slices at chosen positions, zoom 2, sigma contrast over the volume, and the
 // projections under the same mode over their own values. The box is 24 x 20 x 16
 // so that a swapped axis changes the panels' shapes.
@@ -163,7 +184,7 @@ TEST_F(ViewVolume, SecondVolumeOverlayDrawsItsContour) {
   const fs::path file = write_volume("v.mrc", v), bfile = write_volume("blob.mrc", blob);
   QImage img;
   const Json g = export_png({file.string(), "--overlay", bfile.string(), "--overlay-level", "0", "--overlay-color",
-                             "#ff00ff", "--contrast", "minmax"},
+                             "#ff00ff", "--contrast", "minmax", "--zoom", "1"},
                             "volume_contour.png", img);
   const auto [mn, mx] = std::minmax_element(v.values().begin(), v.values().end());
   for (char axis : {'x', 'y', 'z'}) {
@@ -212,13 +233,34 @@ TEST_F(ViewVolume, MaximumIntensityAtTwoViews) {
   }
 }
 
-// The surface of a sphere (distance field 10 - r, level 0) seen head-on:
-// brightness 0.15 + 0.85 cos(angle to the viewer) = 0.15 + 0.85 sqrt(1 - d^2 / 100)
-// at distance d from the centre, black outside. Trilinear interpolation of the
-// distance field and +-1 voxel gradients bend the normal by well under a
-// degree inside d < 8 (measured: at most 1 grey level off; 4 allows for
-// rounding elsewhere, while a normal 10 degrees off costs 10 or more near the
-// rim); the rim, where the brightness changes fastest, is left out.
+// The shading volume_render.hpp states, written out here: a surface point with
+// outward unit normal N (view frame) is 0.1 + 0.75 max(0, N.L) + 0.3 max(0, N.H)^24,
+// at most 1, L = (-1, -1, 2) / sqrt(6), H = (L + (0, 0, 1)) normalised.
+double expected_shade(double nx, double ny, double nz) {
+  const double l[3] = {-1 / std::sqrt(6.0), -1 / std::sqrt(6.0), 2 / std::sqrt(6.0)};
+  double h[3] = {l[0], l[1], l[2] + 1};
+  const double hn = std::sqrt(h[0] * h[0] + h[1] * h[1] + h[2] * h[2]);
+  for (double& c : h) c /= hn;
+  const double diffuse = std::max(0.0, nx * l[0] + ny * l[1] + nz * l[2]);
+  const double specular = std::pow(std::max(0.0, nx * h[0] + ny * h[1] + nz * h[2]), 24);
+  return std::min(1.0, 0.1 + 0.75 * diffuse + 0.3 * specular);
+}
+
+// The front of the sphere of radius 10 about voxel (16, 16, 16), seen head-on, at
+// volume point (x, y): its outward normal is ((x - 16) / 10, (y - 16) / 10,
+// sqrt(1 - d^2 / 100)), d the distance from the centre's line of sight.
+double sphere_shade(double x, double y) {
+  const double dx = (x - 16) / 10, dy = (y - 16) / 10;
+  return expected_shade(dx, dy, std::sqrt(1 - dx * dx - dy * dy));
+}
+
+// The surface of a sphere (distance field 10 - r, level 0) seen head-on, rendered
+// with 4 rays per voxel side at zoom 4: picture pixel 4 i + 1 is the ray through
+// x = (4 i + 1 + 1/2) / 4 - 1/2 = i - 1/8. Trilinear interpolation of the distance
+// field and +-1 voxel gradients bend the normal by well under a degree inside
+// d < 8 (4 grey levels allow for that and rounding, while a normal 10 degrees
+// off costs 10 or more near the rim); the rim, where the brightness changes
+// fastest, is left out.
 TEST_F(ViewVolume, SurfaceOfASphereIsShadedByItsNormal) {
   RealGrid ball(32, 32, 32);
   for (int z = 0; z < 32; ++z)
@@ -235,12 +277,12 @@ TEST_F(ViewVolume, SurfaceOfASphereIsShadedByItsNormal) {
   int checked = 0, worst = 0;
   for (int j = 0; j < 32; ++j)
     for (int i = 0; i < 32; ++i) {
-      const double d = std::hypot(i - 16.0, j - 16.0);
+      const double x = i - 0.125, y = j - 0.125, d = std::hypot(x - 16.0, y - 16.0);
       const int got = qGreen(img.pixel(x0 + 4 * i + 1, y0 + 4 * j + 1));
       if (d > 10.5) {
         EXPECT_EQ(got, 0) << i << ", " << j;
       } else if (d < 8) {
-        worst = std::max(worst, std::abs(got - expected_grey(0.15 + 0.85 * std::sqrt(1 - d * d / 100), 0, 1)));
+        worst = std::max(worst, std::abs(got - expected_grey(sphere_shade(x, y), 0, 1)));
         ++checked;
       }
     }
@@ -301,13 +343,13 @@ TEST_F(ViewVolume, LocalResolutionColoursTheSlicesAndTheSurface) {
   int checked = 0, worst = 0;
   for (int j = 0; j < 32; ++j)
     for (int i = 0; i < 32; ++i) {
-      const double d = std::hypot(i - 16.0, j - 16.0);
+      // Zoom 2, 2 rays per voxel side: pixel 2 i is the ray through x = i - 1/4, whose nearest voxel is i.
+      const double x = i - 0.25, y = j - 0.25, d = std::hypot(x - 16.0, y - 16.0);
       const QRgb got = img.pixel(x0 + 2 * i, y0 + 2 * j);
       if (d > 10.5) {
         EXPECT_EQ(got & 0xffffff, 0u) << i << ", " << j;
       } else if (d < 8) {
-        const QRgb want =
-            modulated(rainbow(3 + 0.25 * i, 4, 9), expected_grey(0.15 + 0.85 * std::sqrt(1 - d * d / 100), 0, 1));
+        const QRgb want = modulated(rainbow(3 + 0.25 * i, 4, 9), expected_grey(sphere_shade(x, y), 0, 1));
         worst = std::max({worst, std::abs(qRed(got) - qRed(want)), std::abs(qGreen(got) - qGreen(want)),
                           std::abs(qBlue(got) - qBlue(want))});
         ++checked;

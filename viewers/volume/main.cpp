@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <QColor>
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -27,6 +28,8 @@ NamedVolume load(const fs::path& path) {
       throw InputError(fmt::format("{}: voxel {} is {} (NaN or infinite values)", path.string(), i, m.data[i]));
   return {std::move(m.data), m.voxel_A, path.filename().string()};
 }
+
+constexpr double kReadableSidePx = 256;
 
 double mean_plus_sigmas(const RealGrid& v, double k) {
   double mean = 0, var = 0;
@@ -132,7 +135,10 @@ std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   }
   s.index = {slice_index(p, "slice-x", v.nx()), slice_index(p, "slice-y", v.ny()), slice_index(p, "slice-z", v.nz())};
   s.contrast = ContrastSpec::parse(p.value("contrast").toStdString());
-  s.zoom = option_double(p, "zoom", 0.05);
+  // Unless given: whole pixels per voxel so that the largest side is drawn at 256 pixels or more,
+  // a size a person reads (a 64^3 map at one pixel per voxel is a thumbnail).
+  s.zoom = p.isSet("zoom") ? option_double(p, "zoom", 0.05)
+                           : std::max(1.0, std::floor(kReadableSidePx / std::max({v.nx(), v.ny(), v.nz()})));
   if (s.zoom > 64) throw InputError("--zoom: at most 64");
   parse_panels(p, s);
   s.view = parse_view(p);
@@ -160,8 +166,13 @@ void add_options(QCommandLineParser& p) {
   p.addOption({"slice-x", "Slice through x (YZ panel), voxels from 0 (default: the centre, n/2).", "I"});
   p.addOption({"slice-y", "Slice through y (XZ panel).", "I"});
   p.addOption({"slice-z", "Slice through z (XY panel).", "I"});
-  p.addOption({"contrast", "minmax, sigma:K, percentile:P or range:LO,HI (over the whole volume).", "SPEC", "sigma:3"});
-  p.addOption({"zoom", "Picture pixels per voxel (nearest neighbour).", "Z", "1"});
+  p.addOption({"contrast",
+               "minmax, sigma:K, percentile:P or range:LO,HI (over the whole volume). Default percentile:0.05: the "
+               "0.05th to 99.95th percentiles, so that a map's density is not saturated white (sigma:3 is, for a "
+               "particle filling a tenth of the box).",
+               "SPEC", "percentile:0.05"});
+  p.addOption({"zoom", "Picture pixels per voxel (nearest neighbour). Default: whole pixels per voxel so the largest "
+               "side is at least 256 pixels (1 from 256 voxels on).", "Z"});
   p.addOption({"panels", "Panels to draw: slices, projections, mip, surface.", "LIST", "slices"});
   p.addOption(
       {"view", "Viewing direction of mip and surface: RELION Euler angles in degrees.", "ROT,TILT,PSI", "0,0,0"});

@@ -90,9 +90,20 @@ void VolumeFigure::set_settings(const VolumeSettings& s) {
   }
 }
 
+// Rays per voxel side of the surface rendering: the whole part of the zoom, so that
+// the surface is drawn at the picture's resolution (at most 1024 rays per side).
+int VolumeFigure::surface_oversample() const {
+  const RealGrid& v = volume_.data;
+  const int n = std::max({v.nx(), v.ny(), v.nz()});
+  return std::clamp(static_cast<int>(std::floor(settings_.zoom)), 1, std::max(1, 1024 / n));
+}
+
 const SurfaceRendering& VolumeFigure::colored_surface() {
-  if (!colored_surface_)
-    colored_surface_ = render_surface(volume_.data, settings_.view, settings_.surface_level, color_by_->data);
+  const int oversample = surface_oversample();
+  if (!colored_surface_ || colored_surface_->shade.nx() != std::max({volume_.data.nx(), volume_.data.ny(),
+                                                                     volume_.data.nz()}) * oversample)
+    colored_surface_ =
+        render_surface(volume_.data, settings_.view, settings_.surface_level, color_by_->data, oversample);
   return *colored_surface_;
 }
 
@@ -101,11 +112,13 @@ int VolumeFigure::footer_height() const {
 }
 
 const RealGrid& VolumeFigure::rendering(const std::string& kind) {
-  auto it = renderings_.find(kind);
+  const int oversample = kind == "mip" ? 1 : surface_oversample();
+  const std::string key = kind + "@" + std::to_string(oversample);
+  auto it = renderings_.find(key);
   if (it == renderings_.end()) {
     RealGrid r = kind == "mip" ? render_mip(volume_.data, settings_.view)
-                               : render_surface(volume_.data, settings_.view, settings_.surface_level);
-    it = renderings_.emplace(kind, std::move(r)).first;
+                               : render_surface(volume_.data, settings_.view, settings_.surface_level, oversample);
+    it = renderings_.emplace(key, std::move(r)).first;
   }
   return it->second;
 }
@@ -175,8 +188,10 @@ QImage VolumeFigure::panel_image(const PanelSpec& p, Json& info) {
   }
   if (p.kind == "surface" && color_by_) {
     const SurfaceRendering& r = colored_surface();
-    QImage img = grey_image(r.shade.data(), r.shade.nx(), r.shade.ny(), Limits{0, 1}, zoom);
-    apply_color_map(img, r.values, settings_.color_range, zoom);
+    const double drawn = zoom / surface_oversample();  // the rendering has oversample pixels per voxel
+    QImage img = grey_image(r.shade.data(), r.shade.nx(), r.shade.ny(), Limits{0, 1}, drawn);
+    apply_color_map(img, r.values, settings_.color_range, drawn);
+    info["oversample"] = surface_oversample();
     info["limits"] = limits_json(Limits{0, 1});
     info["view"] = {settings_.view.rot, settings_.view.tilt, settings_.view.psi};
     info["colored_by"] = color_by_->name;
@@ -187,7 +202,9 @@ QImage VolumeFigure::panel_image(const PanelSpec& p, Json& info) {
   const Limits l = p.kind == "surface" ? Limits{0, 1} : contrast_limits(own, r.data(), r.size());
   info["limits"] = limits_json(l);
   if (p.kind != "projection") info["view"] = {settings_.view.rot, settings_.view.tilt, settings_.view.psi};
-  return grey_image(r.data(), r.nx(), r.ny(), l, zoom);
+  const int oversample = p.kind == "surface" ? surface_oversample() : 1;
+  if (p.kind == "surface") info["oversample"] = oversample;
+  return grey_image(r.data(), r.nx(), r.ny(), l, zoom / oversample);
 }
 
 std::pair<QString, QString> VolumeFigure::footer_lines() const {

@@ -95,6 +95,7 @@ class VolumeFigure : public Figure {
   std::string panel_title(const PanelSpec& p) const;
   const RealGrid& rendering(const std::string& kind);
   const SurfaceRendering& colored_surface();
+  int surface_oversample() const;
   void draw_footer(QPainter& painter, int top, Json& g) const;
   int footer_height() const;
   std::pair<QString, QString> footer_lines() const;  ///< the volume; the overlay (empty without one)

@@ -41,7 +41,7 @@ struct ViewFrame {
   Mat3 at;  // A^T: view frame -> volume frame
   Vec3 centre;
   int n;
-  Ray ray(int i, int j) const {
+  Ray ray(double i, double j) const {
     const double x = i - n / 2, y = j - n / 2;
     Ray r;
     for (int a = 0; a < 3; ++a) {
@@ -134,53 +134,75 @@ RealGrid render_mip(const RealGrid& v, const Euler& view) {
 
 namespace {
 
-// Walks every pixel's ray to the surface (render_surface above) and calls
-// hit(i, j, p, shade) with the surface point p (voxels) where it finds one.
+// Walks the ray of every picture pixel (oversample per voxel) to the surface
+// (volume_render.hpp) and calls hit(I, J, p, shade) with the surface point p
+// (voxels) where it finds one.
 template <class Hit>
-void march_surface(const RealGrid& v, const Euler& view, double level, Hit&& hit) {
+void march_surface(const RealGrid& v, const Euler& view, double level, int oversample, Hit&& hit) {
   const ViewFrame f = view_frame(v, view);
   const Mat3 a = euler_to_matrix(view);  // volume frame -> view frame
   constexpr double step = 0.25;
-  for (int j = 0; j < f.n; ++j)
-    for (int i = 0; i < f.n; ++i) {
-      const Ray r = f.ray(i, j);
-      double prev = 0, s = 0;
+  const int size = f.n * oversample;
+  const auto point = [](const Ray& r, double t) {
+    return Vec3{r.origin[0] + t * r.dir[0], r.origin[1] + t * r.dir[1], r.origin[2] + t * r.dir[2]};
+  };
+  for (int jj = 0; jj < size; ++jj)
+    for (int ii = 0; ii < size; ++ii) {
+      const Ray r = f.ray((ii + 0.5) / oversample - 0.5, (jj + 0.5) / oversample - 0.5);
+      double s = 0;
       bool have_prev = false;
       for (double t = f.n / 2.0; t >= -f.n / 2.0; t -= step) {
         if (!sample_at(v, r, t, s)) {
           have_prev = false;
           continue;
         }
-        if (s >= level) {
-          const double back = have_prev && s > prev ? step * (s - level) / (s - prev) : 0;  // toward the viewer
-          const double th = t + back;
-          const Vec3 p{r.origin[0] + th * r.dir[0], r.origin[1] + th * r.dir[1], r.origin[2] + th * r.dir[2]};
-          const Vec3 g = multiply(a, gradient(v, p));
-          const double norm = std::sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
-          const double facing = norm > 0 ? std::max(0.0, -g[2] / norm) : 1.0;
-          hit(i, j, p, static_cast<float>(0.15 + 0.85 * facing));
-          break;
+        if (s < level) {
+          have_prev = true;
+          continue;
         }
-        prev = s;
-        have_prev = true;
+        // Bisection between the last point below the level (t + step) and this one.
+        double below = t + step, above = t;
+        if (have_prev)
+          for (int k = 0; k < 6; ++k) {
+            const double mid = 0.5 * (below + above);
+            double m = 0;
+            (sample_at(v, r, mid, m) && m >= level ? above : below) = mid;
+          }
+        const Vec3 p = point(r, have_prev ? above : t);
+        const Vec3 g = multiply(a, gradient(v, p));
+        const double norm = std::sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
+        const Vec3 normal = norm > 0 ? Vec3{-g[0] / norm, -g[1] / norm, -g[2] / norm} : Vec3{0, 0, 1};
+        hit(ii, jj, p, static_cast<float>(surface_shade(normal)));
+        break;
       }
     }
 }
 
 }  // namespace
 
-RealGrid render_surface(const RealGrid& v, const Euler& view, double level) {
-  const int n = std::max({v.nx(), v.ny(), v.nz()});
+double surface_shade(const Vec3& n) {
+  const Vec3& l = kSurfaceLight;
+  Vec3 h{l[0], l[1], l[2] + 1};
+  const double hn = std::sqrt(h[0] * h[0] + h[1] * h[1] + h[2] * h[2]);
+  for (double& c : h) c /= hn;
+  const double diffuse = std::max(0.0, n[0] * l[0] + n[1] * l[1] + n[2] * l[2]);
+  const double specular = std::pow(std::max(0.0, n[0] * h[0] + n[1] * h[1] + n[2] * h[2]), 24);
+  return std::min(1.0, 0.1 + 0.75 * diffuse + 0.3 * specular);
+}
+
+RealGrid render_surface(const RealGrid& v, const Euler& view, double level, int oversample) {
+  const int n = std::max({v.nx(), v.ny(), v.nz()}) * oversample;
   RealGrid out(n, n);
-  march_surface(v, view, level, [&](int i, int j, const Vec3&, float shade) { out(i, j) = shade; });
+  march_surface(v, view, level, oversample, [&](int i, int j, const Vec3&, float shade) { out(i, j) = shade; });
   return out;
 }
 
-SurfaceRendering render_surface(const RealGrid& v, const Euler& view, double level, const RealGrid& values) {
-  const int n = std::max({v.nx(), v.ny(), v.nz()});
+SurfaceRendering render_surface(const RealGrid& v, const Euler& view, double level, const RealGrid& values,
+                                int oversample) {
+  const int n = std::max({v.nx(), v.ny(), v.nz()}) * oversample;
   SurfaceRendering out{RealGrid(n, n), RealGrid(n, n, 1, std::numeric_limits<float>::quiet_NaN())};
   const auto nearest = [](double c, int size) { return std::clamp(static_cast<int>(std::lround(c)), 0, size - 1); };
-  march_surface(v, view, level, [&](int i, int j, const Vec3& p, float shade) {
+  march_surface(v, view, level, oversample, [&](int i, int j, const Vec3& p, float shade) {
     out.shade(i, j) = shade;
     out.values(i, j) = values(nearest(p[0], v.nx()), nearest(p[1], v.ny()), nearest(p[2], v.nz()));
   });
