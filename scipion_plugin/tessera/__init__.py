@@ -2,15 +2,16 @@
 
 Each Tessera program becomes one protocol class, built when ``tessera.protocols`` is imported
 from the JSON schema the program's build installs (``TESSERA_HOME/share/tessera/schemas``,
-written by ``tessera_<name> --schema``); see scipion_plugin/README.md.
+written by ``tessera_<name> --schema``), or from the copies the plugin ships (``tessera/schemas``)
+where TESSERA_HOME has none; see scipion_plugin/README.md.
 """
 import os
 
 import pwem
 import pyworkflow.utils as pwutils
 
-from .constants import (BIN_DIRS, SCHEMA_DIR, TESSERA_CITATION, TESSERA_HOME, TESSERA_SOURCE,
-                        TESSERA_SOURCE_DEFAULT, V0_1_0)
+from .constants import (BIN_DIRS, SCHEMA_DIR, SHIPPED_SCHEMA_DIR, TESSERA_CITATION, TESSERA_HOME,
+                        TESSERA_SOURCE, TESSERA_SOURCE_DEFAULT, V0_1_0)
 
 __version__ = V0_1_0
 _references = [TESSERA_CITATION]
@@ -52,8 +53,16 @@ class Plugin(pwem.Plugin):
         return os.access(cls.getProgram(program), os.X_OK)
 
     @classmethod
-    def getSchemaDir(cls):
+    def getInstalledSchemaDir(cls):
+        """The schemas of the programs in TESSERA_HOME (written by their build)."""
         return os.path.join(cls.getTesseraHome(), *SCHEMA_DIR)
+
+    @classmethod
+    def getSchemaDir(cls):
+        """Where the protocol classes come from: the installed programs' schemas, or the copies the
+        plugin ships when TESSERA_HOME has none (the classes exist; running them needs Tessera)."""
+        installed = cls.getInstalledSchemaDir()
+        return installed if os.path.isdir(installed) and os.listdir(installed) else SHIPPED_SCHEMA_DIR
 
     @classmethod
     def getEnviron(cls):
@@ -65,7 +74,7 @@ class Plugin(pwem.Plugin):
 
     @classmethod
     def validateInstallation(cls):
-        schemas = cls.getSchemaDir()
+        schemas = cls.getInstalledSchemaDir()
         if os.path.isdir(schemas) and os.listdir(schemas):
             return []
         return ['Tessera is not installed in TESSERA_HOME = %s: no program schemas in %s.' % (

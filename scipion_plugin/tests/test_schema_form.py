@@ -183,6 +183,17 @@ class TestBuiltSchemas(unittest.TestCase):
                   'tessera_simulate'):
             self.assertIn(p, programs)
 
+    def test_the_plugin_ships_the_programs_schemas(self):
+        """scipion_plugin/tessera/schemas (the classes' source where Tessera is not installed) holds
+        exactly the built programs' schemas."""
+        shipped_dir = os.path.join(build.PLUGIN_DIR, 'tessera', 'schemas')
+        shipped = {s['program']: s for s in S.load_schemas(shipped_dir)}
+        built = {s['program']: s for s in self.schemas}
+        remedy = 'refresh them: scripts/ship_plugin_schemas.sh %s' % build.HOME
+        self.assertEqual(sorted(shipped), sorted(built), 'the shipped schemas name other programs; ' + remedy)
+        for program, schema in built.items():
+            self.assertEqual(shipped[program], schema, '%s: the shipped schema is out of date; %s' % (program, remedy))
+
     def test_every_input_and_parameter_is_in_the_form(self):
         for schema in self.schemas:
             spec = S.form_spec(schema)

@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 import unittest
 
 import numpy as np
@@ -294,9 +295,24 @@ class TestTesseraInScipion(unittest.TestCase):
                                                 TesseraProtSimulate, TesseraProtLocalResolution,
                                                 TesseraProtOrientationDiagnostics)) + [
             'TesseraProtReconstruct', 'TesseraProtRefineNu', TesseraProtValidateOverfitting.__name__,
-            TesseraProtRefineLocal.__name__]
+            TesseraProtRefineLocal.__name__, 'TesseraProtConsensusClasses', 'TesseraProtConsensusPoses',
+            'TesseraProtConsensusCtf']
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
+
+    def test_protocol_classes_exist_without_tessera_installed(self):
+        """With TESSERA_HOME holding no programs, the classes come from the schemas the plugin ships,
+        so a saved project still loads its runs; running them asks for Tessera."""
+        empty = os.path.join(session.WORK, 'no_tessera')
+        os.makedirs(empty, exist_ok=True)
+        code = ('import tessera, tessera.protocols as p; '
+                'print(tessera.Plugin.getSchemaDir()); print(" ".join(sorted(p.GENERATED)))')
+        done = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, TESSERA_HOME=empty),
+                              capture_output=True, text=True, check=True)
+        schema_dir, names = done.stdout.splitlines()[-2:]
+        self.assertEqual(schema_dir, os.path.join(os.path.dirname(tessera.__file__), 'schemas'))
+        import tessera.protocols as generated
+        self.assertEqual(names.split(), sorted(generated.GENERATED))
 
     def test_forms(self):
         form = TesseraProtRefineHomo().getDefinition()
