@@ -21,18 +21,6 @@ namespace {
 
 constexpr double kDeg = std::numbers::pi / 180;
 
-// The heat colour map of viewers/common/colormap.hpp, written out here.
-QColor heat(double t) {
-  static constexpr std::array<std::array<int, 3>, 5> kStops{
-      {{0xff, 0xf7, 0xbc}, {0xfe, 0xc4, 0x4f}, {0xfe, 0x99, 0x29}, {0xd7, 0x30, 0x1f}, {0x7f, 0x00, 0x00}}};
-  t = std::clamp(t, 0.0, 1.0) * 4;
-  const int k = std::min(3, static_cast<int>(t));
-  const auto ch = [&](int c) {
-    return static_cast<int>(std::lround(kStops[k][c] + (kStops[k + 1][c] - kStops[k][c]) * (t - k)));
-  };
-  return QColor(ch(0), ch(1), ch(2));
-}
-
 // Hammer projection of a unit vector to a pixel of the ellipse's box [x, y, w, h].
 QPointF hammer_pixel(const Vec3& n, const Json& rect) {
   const double lambda = std::atan2(n[1], n[0]), phi = std::asin(n[2]);

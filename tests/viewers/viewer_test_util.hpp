@@ -10,6 +10,7 @@
 #include <QColor>
 #include <QImage>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -73,6 +74,18 @@ inline void expect_one_error_line(const RunResult& r, const std::string& culprit
   EXPECT_EQ(r.err.rfind("ERROR: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find(culprit), std::string::npos) << r.err;
+}
+
+// The heat colour map of viewers/common/colormap.hpp, written out here, independently of it.
+inline QColor heat(double t) {
+  static constexpr std::array<std::array<int, 3>, 5> kStops{
+      {{0xff, 0xf7, 0xbc}, {0xfe, 0xc4, 0x4f}, {0xfe, 0x99, 0x29}, {0xd7, 0x30, 0x1f}, {0x7f, 0x00, 0x00}}};
+  t = std::clamp(t, 0.0, 1.0) * 4;
+  const int k = std::min(3, static_cast<int>(t));
+  const auto ch = [&](int c) {
+    return static_cast<int>(std::lround(kStops[k][c] + (kStops[k + 1][c] - kStops[k][c]) * (t - k)));
+  };
+  return QColor(ch(0), ch(1), ch(2));
 }
 
 inline QColor color_of(const Json& name) {
