@@ -107,6 +107,15 @@ SimulatedParticle Simulator::draw(long index) const {
     p.defocus_u_A = dz + astig / 2;
     p.defocus_v_A = dz - astig / 2;
     p.defocus_angle_deg = 180.0 * uniform01(mrng);
+    if (!opt_.given_ctfs.empty()) {
+      const auto& given = opt_.given_ctfs[static_cast<std::size_t>(index) % opt_.given_ctfs.size()];
+      if (given) {
+        p.defocus_u_A = given->defocus_u_A;
+        p.defocus_v_A = given->defocus_v_A;
+        p.defocus_angle_deg = given->defocus_angle_deg;
+        p.phase_shift_deg = given->phase_shift_deg;
+      }
+    }
   }
   Rng rng = item_rng(opt_.seed, static_cast<std::uint64_t>(index));
   ProjectionPose pose;

@@ -102,7 +102,8 @@ tp::Schema make_schema() {
             {.default_value = 1000, .min = 1, .max = kMaxCount,
              .help = "Number of particles (the stack must fit on the disk: count x box^2 x 4 bytes)."});
   s.add_input("poses", tp::InputKind::Particles, "Given poses",
-              {.help = "STAR or sqlite whose poses (and CTFs when present) are used in turn instead of random ones.",
+              {.help = "STAR or sqlite whose poses, and each particle's CTF (defocus, astigmatism, phase shift) when it has one, are "
+                       "used in turn instead of random ones; voltage, Cs and amplitude contrast are the options'.",
                .required = false, .section = "Orientations"});
   s.add_float("origin_sigma_A", "Origin spread", {.default_value = 0.0, .min = 0.0, .unit = "A",
                                                   .help = "Standard deviation of the random origins, per axis.",
@@ -291,8 +292,14 @@ SimulationOptions simulation_options(const tp::Values& v, double voxel_A) {
   o.module_shift_sigma_px = v.get<double>("module_shift_sigma_px");
   if (auto poses = v.input_optional("poses")) {
     const ParticleSet given = tp::load_particles(*poses);
-    for (const auto& p : given.particles)
-      if (p.pose) o.given_poses.push_back(*p.pose);
+    for (const auto& p : given.particles) {
+      if (!p.pose) continue;
+      o.given_poses.push_back(*p.pose);
+      using GivenCtf = SimulationOptions::GivenCtf;
+      o.given_ctfs.push_back(has_ctf(p) ? std::optional<GivenCtf>(GivenCtf{p.defocus_u_A, p.defocus_v_A,
+                                                                            p.defocus_angle_deg, p.phase_shift_deg})
+                                        : std::nullopt);
+    }
     if (o.given_poses.empty()) throw InputError(fmt::format("{}: no particle has a pose", poses->string()));
   }
   return o;

@@ -462,6 +462,18 @@ TEST(SimulateReconstruct, ModulePosesReproduceEachModulesShare) {
     for (std::size_t i = 0; i < alone.particles.size(); ++i)
       ASSERT_EQ(alone.particles[i].defocus_u_A, whole.particles[i].defocus_u_A) << "particle " << i;
   }
+  // The given poses' CTFs are used, not ones drawn anew: another seed and defocus range change nothing.
+  r = run_program(tmp, "simulate",
+                  {"--out", (tmp / "given_ctf").string(), "--count", std::to_string(count), "--noise", "false",
+                   "--defocus-min-A", "5000", "--defocus-max-A", "6000", "--seed", "9", "--quiet", "--volume",
+                   (sim / "module_1.mrc").string(), "--poses", (sim / "module_1_poses.star").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const ParticleSet given = read_particles_star(tmp / "given_ctf" / "particles.star");
+  for (std::size_t i = 0; i < given.particles.size(); ++i) {
+    ASSERT_DOUBLE_EQ(given.particles[i].defocus_u_A, whole.particles[i].defocus_u_A) << "particle " << i;
+    ASSERT_DOUBLE_EQ(given.particles[i].defocus_v_A, whole.particles[i].defocus_v_A) << "particle " << i;
+    ASSERT_DOUBLE_EQ(given.particles[i].defocus_angle_deg, whole.particles[i].defocus_angle_deg) << "particle " << i;
+  }
   // Same projector, same poses up to the double rounding of Euler angles and
   // origins through the STAR text (~1e-13), and shifts that add up exactly:
   // what is left is float rounding. Measured 1.6e-7; a module origin off by

@@ -136,6 +136,13 @@ struct SimulationOptions {
   std::optional<double> snr;
   // Orientations: given per particle (cycled), or uniform over SO(3).
   std::vector<ProjectionPose> given_poses;
+  // With given poses, each one's CTF (defocus U/V/angle, phase shift; same
+  // index), used instead of the drawn one when the entry has a value and the
+  // CTF is applied. Voltage, Cs and amplitude contrast stay the options'.
+  struct GivenCtf {
+    double defocus_u_A = 0, defocus_v_A = 0, defocus_angle_deg = 0, phase_shift_deg = 0;
+  };
+  std::vector<std::optional<GivenCtf>> given_ctfs;
   // A disordered component per particle (Disorder), or none. It does not
   // count as signal for the SNR: the noise is that of the protein alone.
   std::optional<DisorderOptions> disorder;
