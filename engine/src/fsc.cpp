@@ -277,25 +277,37 @@ MaskedFsc corrected_fsc(const RealGrid& half_a, const RealGrid& half_b, const Re
   return out;
 }
 
-RealGrid fsc_weight(const RealGrid& map, const std::vector<double>& fsc_curve) {
-  require_box(map, "fsc_weight");
-  require_curve_size(fsc_curve, map.nx(), "fsc_weight");
-  constexpr double kMinFsc = 1e-4;  // RELION's applyFscWeighting cut
-  std::size_t first_dropped = fsc_curve.size();
-  for (std::size_t k = 0; k < fsc_curve.size(); ++k)
-    if (fsc_curve[k] < kMinFsc) {
-      first_dropped = k;
-      break;
-    }
-  std::vector<float> gain(fsc_curve.size() + 1, 0.0f);  // the extra entry is for the corners
-  for (std::size_t k = 0; k < first_dropped; ++k)
-    gain[k] = static_cast<float>(std::sqrt(2.0 * fsc_curve[k] / (1.0 + fsc_curve[k])));
+RealGrid shell_weighted(const RealGrid& map, const std::vector<double>& gains) {
+  require_box(map, "shell_weighted");
+  require_curve_size(gains, map.nx(), "shell_weighted");
+  std::vector<float> gain(gains.begin(), gains.end());
+  gain.push_back(0.0f);  // the corners beyond N/2
   ComplexGrid f = forward(map);
-  const std::size_t corner = fsc_curve.size();
+  const std::size_t corner = gains.size();
   for_each_frequency(f, [&](std::size_t i, long r2) {
     f[i] *= gain[std::min(static_cast<std::size_t>(shell_of(r2)), corner)];
   });
   return inverse(f, map.nx());
+}
+
+std::vector<double> wiener_gains(const std::vector<double>& fsc_curve) {
+  std::vector<double> gains(fsc_curve.size());
+  for (std::size_t k = 0; k < fsc_curve.size(); ++k) gains[k] = std::clamp(fsc_curve[k], 0.0, 1.0);
+  return gains;
+}
+
+RealGrid wiener_half_map(const RealGrid& half, const std::vector<double>& fsc_curve) {
+  return shell_weighted(half, wiener_gains(fsc_curve));
+}
+
+RealGrid fsc_weight(const RealGrid& map, const std::vector<double>& fsc_curve) {
+  require_box(map, "fsc_weight");
+  require_curve_size(fsc_curve, map.nx(), "fsc_weight");
+  constexpr double kMinFsc = 1e-4;  // RELION's applyFscWeighting cut
+  std::vector<double> gains(fsc_curve.size(), 0.0);
+  for (std::size_t k = 0; k < fsc_curve.size() && fsc_curve[k] >= kMinFsc; ++k)
+    gains[k] = std::sqrt(2.0 * fsc_curve[k] / (1.0 + fsc_curve[k]));
+  return shell_weighted(map, gains);
 }
 
 std::vector<double> shell_mean_amplitude(const RealGrid& map) {

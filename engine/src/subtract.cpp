@@ -196,6 +196,18 @@ Subtractor::Subtractor(const std::vector<MapRegions>& regions, double pixel_A, S
                     "holds no frequency below Nyquist (box {}, {} A/px)",
                     opt_.fit_low_res_A.value_or(INFINITY), opt_.fit_high_res_A.value_or(2 * pixel_A_), box_, pixel_A_));
   band_fraction_ = inside / (double(box_) * box_);
+  if (!opt_.subtract_gains.empty()) {
+    if (opt_.subtract_gains.size() != static_cast<std::size_t>(box_ / 2 + 1))
+      throw std::invalid_argument(fmt::format("subtraction: {} subtract gains for a box of {} (box/2 + 1 needed)",
+                                              opt_.subtract_gains.size(), box_));
+    subtract_gain_ = RealGrid(box_ / 2 + 1, box_);
+    for (int y = 0; y < box_; ++y)
+      for (int x = 0; x <= box_ / 2; ++x) {
+        const int ky = fourier_index(y, box_);
+        const auto k = static_cast<std::size_t>(std::lround(std::sqrt(double(x) * x + double(ky) * ky)));
+        subtract_gain_(x, y) = k < opt_.subtract_gains.size() ? static_cast<float>(opt_.subtract_gains[k]) : 0.0f;
+      }
+  }
 
   for (const MapRegions& r : regions) {
     auto prepare = [&](const RealGrid& v) { return opt_.lowpass_A ? lowpass(v, *opt_.lowpass_A, pixel_A_) : v; };
@@ -267,7 +279,10 @@ SubtractResult Subtractor::subtract(RealGrid& image, const Particle& p, const Op
   SubtractResult res = fit_scale(opt_, c, p.scale, band_fraction_);
 
   const auto s = static_cast<float>(res.scale);
-  for (std::size_t i = 0; i < fx.size(); ++i) fx[i] -= s * m.remove[i];
+  if (subtract_gain_.size() > 0)
+    for (std::size_t i = 0; i < fx.size(); ++i) fx[i] -= s * subtract_gain_[i] * m.remove[i];
+  else
+    for (std::size_t i = 0; i < fx.size(); ++i) fx[i] -= s * m.remove[i];
   c.image = band_passed(fx, region);
   std::vector<const std::vector<double>*> cols{&c.remove, &c.keep};
   if (opt_.fit_offset) cols.push_back(&c.ones);

@@ -54,6 +54,15 @@ tp::Schema make_schema() {
                        "(or, with --mask-role remove, of the region to subtract)."});
   s.add_choice("mask_role", "Mask is", {"keep", "remove"},
                {.default_value = "keep", .help = "keep: the mask marks what stays; remove: what is subtracted."});
+  s.add_choice("half_map_weighting", "Half-map weighting", {"fsc", "none"},
+               {.default_value = "fsc",
+                .help = "With two half maps: fsc multiplies what is subtracted, shell by shell, by the two halves' "
+                        "FSC (the Wiener estimate of the signal in a half map, wiener_half_map in fsc.hpp), so the "
+                        "subtraction removes the signal the half map holds without adding its noise to every "
+                        "particle; each particle's contrast is still fitted on the unfiltered projection (a "
+                        "filtered one would inflate it). none subtracts the half maps as they are. The FSC is that "
+                        "of the whole boxes, without a mask: the whole box's noise is what a projection carries.",
+                .condition = "half_map_A"});
   s.add_choice("scale", "Contrast scale", {"fit", "refinement", "fixed"},
                {.default_value = "fit",
                 .help = "fit: least squares per particle; refinement: the particles' rlnCtfScalefactor; fixed: "
@@ -124,6 +133,7 @@ tp::Schema make_schema() {
 struct Inputs {
   ParticleSet set;
   std::vector<MapRegions> regions;  // one, or two half maps
+  std::vector<double> half_map_fsc;  // the half maps' FSC when they were weighted by it
   double voxel_A = 0;
   int box = 0, new_box = 0;
   std::optional<std::array<int, 3>> centre;  // re-centre on this voxel (from the map centre)
@@ -162,7 +172,7 @@ void check_particle_options(const tp::Values& v, const ParticleSet& set, const f
                                  file.string()));
 }
 
-std::vector<tp::LoadedVolume> load_maps(const tp::Values& v) {
+std::vector<tp::LoadedVolume> load_maps(const tp::Values& v, std::vector<double>& half_map_fsc) {
   const auto map = v.input_optional("map"), ha = v.input_optional("half_map_A"), hb = v.input_optional("half_map_B");
   if (map && (ha || hb)) throw InputError("--map: give the map or the two half maps, not both");
   if (!map && !(ha && hb)) throw InputError("--map: give the map, or both --half-map-A and --half-map-B");
@@ -172,6 +182,7 @@ std::vector<tp::LoadedVolume> load_maps(const tp::Values& v) {
     return {std::move(m)};
   }
   auto halves = tp::load_half_maps(*ha, *hb);
+  if (v.get<std::string>("half_map_weighting") == "fsc") half_map_fsc = fsc(halves[0].data, halves[1].data);
   return {std::move(halves[0]), std::move(halves[1])};
 }
 
@@ -205,7 +216,7 @@ SubtractOptions subtract_options(const tp::Values& v, int box, double voxel_A) {
 
 std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   auto in = std::make_shared<Inputs>();
-  const std::vector<tp::LoadedVolume> maps = load_maps(v);
+  const std::vector<tp::LoadedVolume> maps = load_maps(v, in->half_map_fsc);
   in->voxel_A = maps[0].voxel_A;
   in->box = maps[0].data.nx();
   const tp::LoadedVolume mask = tp::load_mask(v.input("mask"), maps[0], "the map");
@@ -223,7 +234,11 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   if (in->new_box > in->box || in->new_box % 2 != 0)
     throw InputError(fmt::format("--new-box-px: {} must be even and at most the box ({})", in->new_box, in->box));
   if (v.get<bool>("recentre")) in->centre = rounded_centre_of_mass(keep ? mask.data : in->regions[0].keep);
-  in->subtractor = std::make_unique<Subtractor>(in->regions, in->voxel_A, subtract_options(v, in->box, in->voxel_A));
+  SubtractOptions options = subtract_options(v, in->box, in->voxel_A);
+  // The Wiener gains of the half maps (fsc.hpp wiener_half_map), applied to what is subtracted; the
+  // scale is fitted on the unfiltered projections, which keeps it unbiased.
+  if (!in->half_map_fsc.empty()) options.subtract_gains = wiener_gains(in->half_map_fsc);
+  in->subtractor = std::make_unique<Subtractor>(in->regions, in->voxel_A, options);
   return in;
 }
 
@@ -345,6 +360,8 @@ void write_summary(tp::RunContext& ctx, const tp::Values& v, const Inputs& in, c
       {"scale_mode", v.get<std::string>("scale")},
       {"mask_role", v.get<std::string>("mask_role")},
       {"half_maps", in.regions.size() == 2},
+      {"half_map_weighting", in.regions.size() == 2 ? v.get<std::string>("half_map_weighting") : "none"},
+      {"half_map_fsc", in.half_map_fsc},
       {"scale", {{"mean", s.scale_mean}, {"sd", s.scale_sd}, {"min", s.scale_min}, {"max", s.scale_max}}},
       {"residual_rms_mean", s.residual_rms_mean},
       {"removed_signal_left_fraction", s.left_fraction},

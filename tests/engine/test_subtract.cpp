@@ -207,6 +207,38 @@ TEST(Subtract, LowpassedReferenceLeavesTheHighFrequencies) {
   }
 }
 
+// Subtract gains act on what is subtracted, shell by shell (2D shells of the
+// particle's transform), and not on the fit: with gain g on shell k, a fraction
+// (1 - g)^2 of the removed part's power is left there (g = 1: none; g = 0: all;
+// g = 0.5: a quarter), while the fitted scale is the one without gains.
+TEST(Subtract, SubtractGainsFilterWhatIsSubtractedNotTheFit) {
+  const Split s = split_phantom();
+  const SimulationOptions o = options(4, std::nullopt);
+  const Simulator both({s.remove, s.keep}, o), kept({s.keep}, o), removed({s.remove}, o);
+  SubtractOptions plain;
+  SubtractOptions gained = plain;
+  const int n = 32;
+  gained.subtract_gains.assign(n / 2 + 1, 1.0);
+  for (int k = 6; k <= 9; ++k) gained.subtract_gains[static_cast<std::size_t>(k)] = 0.5;
+  for (int k = 10; k <= n / 2; ++k) gained.subtract_gains[static_cast<std::size_t>(k)] = 0.0;
+  const Subtractor sub_plain({split_keep(s.map, s.keep_mask)}, kPixelA, plain);
+  const Subtractor sub_gained({split_keep(s.map, s.keep_mask)}, kPixelA, gained);
+  for (long i = 0; i < o.count; ++i) {
+    RealGrid image, expected, part;
+    const Particle p = both.make(i, image).particle;
+    kept.make(i, expected);
+    removed.make(i, part);
+    RealGrid a = image, b = image;
+    const SubtractResult ra = sub_plain.subtract(a, p, both.optics()), rb = sub_gained.subtract(b, p, both.optics());
+    EXPECT_DOUBLE_EQ(ra.scale, rb.scale) << i;
+    for (std::size_t j = 0; j < b.size(); ++j) b[j] -= expected[j];
+    const std::vector<double> left = shell_power(b), whole = shell_power(part);
+    for (std::size_t k = 1; k <= 5; ++k) EXPECT_LT(left[k], 1e-3 * whole[k]) << i << " shell " << k;
+    for (std::size_t k = 6; k <= 9; ++k) EXPECT_NEAR(left[k] / whole[k], 0.25, 0.01) << i << " shell " << k;
+    for (std::size_t k = 10; k <= 14; ++k) EXPECT_NEAR(left[k] / whole[k], 1.0, 1e-3) << i << " shell " << k;
+  }
+}
+
 TEST(Subtract, HalfMapsNeedHalfSets) {
   const Split s = split_phantom();
   const MapRegions r = split_keep(s.map, s.keep_mask);

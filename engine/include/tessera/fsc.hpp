@@ -117,6 +117,20 @@ struct MaskedFsc {
 MaskedFsc corrected_fsc(const RealGrid& half_a, const RealGrid& half_b, const RealGrid& mask, double voxel_A,
                         std::optional<double> randomize_from_A, std::uint64_t seed, int randomizations = 1);
 
+/// The map with every Fourier voxel of shell k (0 .. N/2) multiplied by
+/// gains[k]; the corners beyond N/2 are set to 0. gains.size() must be N/2 + 1.
+RealGrid shell_weighted(const RealGrid& map, const std::vector<double>& gains);
+
+/// The Wiener estimate of the signal in one half map, E[S | H] = H SNR / (1 + SNR)
+/// per shell, with SNR the half map's signal-to-noise ratio: since the FSC of two
+/// halves S + N1 and S + N2 (independent noise of equal power) is SNR / (1 + SNR),
+/// the gain of shell k is fsc_curve[k], clamped to [0, 1]. What a half map adds
+/// to a particle when it is projected and subtracted is then least in the mean
+/// (signal left plus the map's noise). fsc_curve.size() must be N/2 + 1.
+RealGrid wiener_half_map(const RealGrid& half, const std::vector<double>& fsc_curve);
+/// wiener_half_map's gains: fsc_curve clamped to [0, 1], shell by shell.
+std::vector<double> wiener_gains(const std::vector<double>& fsc_curve);
+
 /// Rosenthal & Henderson (2003) weighting as relion_postprocess applies it before
 /// fitting the B-factor: Fourier voxels in shell k are multiplied by
 /// sqrt(2 f / (1 + f)), f = fsc_curve[k], up to (not including) the first shell

@@ -74,6 +74,15 @@ struct SubtractOptions {
   /// Low-pass both regions (raised cosine, 2 shells, fsc.hpp lowpass) before
   /// projecting: the subtracted reference and the fitted model.
   std::optional<double> lowpass_A;
+  /// Per-shell gains (shell k = 0 .. box/2 of the particle's 2D transform; the
+  /// corners beyond box/2 get 0) applied to the removed region's expected image
+  /// when it is subtracted, not when its scale is fitted: the Wiener filter of a
+  /// half map (fsc.hpp wiener_half_map), which removes the signal the map holds
+  /// without adding its noise, while the fit on the unfiltered projection stays
+  /// unbiased (a filtered template fitted to the particle would inflate the
+  /// scale by the filter's loss). By the central-section theorem a shell of the
+  /// map is the same shell of its projections. Empty: subtract as fitted.
+  std::vector<double> subtract_gains;
   bool apply_ctf = true;  ///< false: images without CTF (or CTF-corrected)
   int padding = 2;        ///< projector oversampling
 };
@@ -125,6 +134,7 @@ class Subtractor {
   SubtractOptions opt_;
   std::vector<Half> halves_;
   RealGrid band_;             ///< 0/1 on the half-complex grid
+  RealGrid subtract_gain_;    ///< SubtractOptions::subtract_gains on the half-complex grid (empty: none)
   double band_fraction_ = 1;  ///< fraction of the full Fourier plane inside the band
   RealFft fft_;
 };
