@@ -310,21 +310,35 @@ RealGrid fsc_weight(const RealGrid& map, const std::vector<double>& fsc_curve) {
   return shell_weighted(map, gains);
 }
 
-std::vector<double> shell_mean_amplitude(const RealGrid& map) {
-  require_box(map, "shell_mean_amplitude");
+namespace {
+
+// The mean over each shell's voxels of value(|F|) (normalized transform: |F| / N^3).
+template <class Value>
+std::vector<double> shell_mean(const RealGrid& map, const char* what, Value&& value) {
+  require_box(map, what);
   const int nshell = map.nx() / 2 + 1;
   std::vector<double> sum(nshell, 0.0);
   std::vector<long> count(nshell, 0);
   const ComplexGrid f = forward(map);
+  const double norm = 1.0 / static_cast<double>(map.size());  // RELION's normalized transform
   for_each_frequency(f, [&](std::size_t i, long r2) {
     const int k = shell_of(r2);
     if (k >= nshell) return;
-    sum[k] += std::abs(std::complex<double>(f[i]));
+    sum[k] += value(std::abs(std::complex<double>(f[i])) * norm);
     ++count[k];
   });
-  const double norm = 1.0 / static_cast<double>(map.size());  // RELION's normalized transform
-  for (int k = 0; k < nshell; ++k) sum[k] = count[k] > 0 ? sum[k] / count[k] * norm : 0.0;
+  for (int k = 0; k < nshell; ++k) sum[k] = count[k] > 0 ? sum[k] / count[k] : 0.0;
   return sum;
+}
+
+}  // namespace
+
+std::vector<double> shell_mean_amplitude(const RealGrid& map) {
+  return shell_mean(map, "shell_mean_amplitude", [](double a) { return a; });
+}
+
+std::vector<double> shell_mean_power(const RealGrid& map) {
+  return shell_mean(map, "shell_mean_power", [](double a) { return a * a; });
 }
 
 GuinierFit guinier_bfactor(const RealGrid& map, double voxel_A, double low_res_A, double high_res_A) {

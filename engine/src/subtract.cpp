@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <optional>
 #include <utility>
 
@@ -155,6 +156,26 @@ void require_positive(const std::optional<double>& v, const char* name) {
 }
 
 }  // namespace
+
+std::vector<double> wiener_left_share(const std::vector<double>& fsc_curve, const RealGrid& removed, double voxel_A,
+                                      const std::vector<double>& up_to_A) {
+  const std::vector<double> power = shell_mean_power(removed);
+  if (fsc_curve.size() != power.size())
+    throw std::invalid_argument(fmt::format("wiener_left_share: {} FSC shells for a box of {}", fsc_curve.size(),
+                                            removed.nx()));
+  std::vector<double> shares;
+  for (double d : up_to_A) {
+    const double last = std::min(static_cast<double>(power.size() - 1), removed.nx() * voxel_A / d);
+    double left = 0, total = 0;
+    for (std::size_t k = 1; k <= static_cast<std::size_t>(last); ++k) {
+      const double w = power[k] * 2 * std::numbers::pi * static_cast<double>(k);
+      left += w * (1 - std::clamp(fsc_curve[k], 0.0, 1.0));
+      total += w;
+    }
+    shares.push_back(total > 0 ? left / total : 0.0);
+  }
+  return shares;
+}
 
 MapRegions split_keep(const RealGrid& map, const RealGrid& keep_mask) {
   return split(map, keep_mask, true);

@@ -353,8 +353,31 @@ void write_table(tp::RunContext& ctx, const ParticleSet& set, const std::vector<
   ctx.add_output("table", "subtraction.star", {{"rows", results.size()}});
 }
 
+// The share of the removed region's signal the Wiener-filtered half maps leave, up to a few
+// resolutions (subtract.hpp wiener_left_share; null without FSC-weighted half maps).
+tp::Json left_by_band(const Inputs& in) {
+  if (in.half_map_fsc.empty()) return nullptr;
+  std::vector<double> up_to;
+  for (double d : {20.0, 12.0, 8.0, 6.0, 4.0})
+    if (d >= 2 * in.voxel_A) up_to.push_back(d);
+  if (up_to.empty() || up_to.back() > 2 * in.voxel_A) up_to.push_back(2 * in.voxel_A);
+  tp::Json bands = tp::Json::array();
+  const std::vector<double> shares = wiener_left_share(in.half_map_fsc, in.regions[0].remove, in.voxel_A, up_to);
+  for (std::size_t i = 0; i < up_to.size(); ++i) bands.push_back({{"up_to_A", up_to[i]}, {"share", shares[i]}});
+  return bands;
+}
+
 void write_summary(tp::RunContext& ctx, const tp::Values& v, const Inputs& in, const SubtractSummary& s) {
   tp::Json centre = in.centre ? tp::Json{(*in.centre)[0], (*in.centre)[1], (*in.centre)[2]} : tp::Json(nullptr);
+  const tp::Json bands = left_by_band(in);
+  if (!bands.is_null()) {
+    std::string text;
+    for (const auto& b : bands)
+      text += fmt::format("{}{:.1f}% up to {:.3g} A", text.empty() ? "" : ", ", 100 * b["share"].get<double>(),
+                          b["up_to_A"].get<double>());
+    ctx.info("the half maps' noise leaves of the removed region's signal (estimated from their FSC; pose and "
+             "contrast errors add to it): " + text);
+  }
   const tp::Json doc = {
       {"particles", s.count},
       {"scale_mode", v.get<std::string>("scale")},
@@ -362,6 +385,7 @@ void write_summary(tp::RunContext& ctx, const tp::Values& v, const Inputs& in, c
       {"half_maps", in.regions.size() == 2},
       {"half_map_weighting", in.regions.size() == 2 ? v.get<std::string>("half_map_weighting") : "none"},
       {"half_map_fsc", in.half_map_fsc},
+      {"removed_signal_left_by_band_from_maps", bands},
       {"scale", {{"mean", s.scale_mean}, {"sd", s.scale_sd}, {"min", s.scale_min}, {"max", s.scale_max}}},
       {"residual_rms_mean", s.residual_rms_mean},
       {"removed_signal_left_fraction", s.left_fraction},

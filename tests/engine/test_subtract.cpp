@@ -9,6 +9,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/fft.hpp"
+#include "tessera/fsc.hpp"
 #include "tessera/simulate.hpp"
 #include "tessera/subtract.hpp"
 
@@ -237,6 +238,32 @@ TEST(Subtract, SubtractGainsFilterWhatIsSubtractedNotTheFit) {
     for (std::size_t k = 6; k <= 9; ++k) EXPECT_NEAR(left[k] / whole[k], 0.25, 0.01) << i << " shell " << k;
     for (std::size_t k = 10; k <= 14; ++k) EXPECT_NEAR(left[k] / whole[k], 1.0, 1e-3) << i << " shell " << k;
   }
+}
+
+// The share the Wiener-filtered half maps leave is 1 - FSC per shell, averaged
+// over the bands with the removed region's power in the images: a constant FSC
+// c leaves 1 - c in every band; an FSC of 1 up to shell 8 and 0 beyond leaves
+// nothing up to 24 A (shell 4 of 32 at 3 A/px) and 12 A (shell 8), and beyond
+// it the share of the power the shells past 8 carry, computed here directly.
+TEST(Subtract, WienerLeftShareIsOneMinusTheFscWeightedByPower) {
+  const Split s = split_phantom();
+  const int n = 32;
+  const std::vector<double> constant(n / 2 + 1, 0.7);
+  for (double share : wiener_left_share(constant, s.remove, kPixelA, {24.0, 12.0, 6.0}))
+    EXPECT_NEAR(share, 0.3, 1e-12);
+  std::vector<double> step(n / 2 + 1, 0.0);
+  for (int k = 0; k <= 8; ++k) step[static_cast<std::size_t>(k)] = 1.0;
+  const std::vector<double> shares = wiener_left_share(step, s.remove, kPixelA, {24.0, 12.0, 6.0});
+  EXPECT_DOUBLE_EQ(shares[0], 0.0);
+  EXPECT_DOUBLE_EQ(shares[1], 0.0);
+  const std::vector<double> power = shell_mean_power(s.remove);
+  double beyond = 0, all = 0;
+  for (int k = 1; k <= 16; ++k) {
+    all += power[static_cast<std::size_t>(k)] * k;
+    if (k > 8) beyond += power[static_cast<std::size_t>(k)] * k;
+  }
+  EXPECT_NEAR(shares[2], beyond / all, 1e-12);
+  EXPECT_GT(shares[2], 0.0);
 }
 
 TEST(Subtract, HalfMapsNeedHalfSets) {

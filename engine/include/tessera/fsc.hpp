@@ -140,6 +140,8 @@ RealGrid fsc_weight(const RealGrid& map, const std::vector<double>& fsc_curve);
 
 /// Mean Fourier amplitude per shell k = 0 .. N/2 (normalized transform, see top).
 std::vector<double> shell_mean_amplitude(const RealGrid& map);
+/// Mean Fourier power |F|^2 per voxel of shell k = 0 .. N/2 (normalized transform).
+std::vector<double> shell_mean_power(const RealGrid& map);
 
 /// Straight-line fit of ln(mean amplitude of shell k) against 1/d_k^2 (A^-2),
 /// shells weighted equally, as relion_postprocess --auto_bfac fits its Guinier plot.

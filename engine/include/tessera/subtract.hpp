@@ -159,6 +159,21 @@ struct SubtractSummary {
 };
 SubtractSummary summarize(const std::vector<SubtractResult>& results);
 
+/// What the map leaves of the removed region's signal when half maps are
+/// subtracted Wiener-filtered (SubtractOptions::subtract_gains = the halves'
+/// FSC f): per shell, a half map holds S + N with |S|^2 / |N|^2 = f / (1 - f),
+/// and subtracting f (S + N) leaves (1 - f) S - f N, of power (1 - f)^2 |S|^2 +
+/// f^2 |N|^2 = (1 - f) |S|^2: a share 1 - f of the shell's signal (as shadow
+/// and added noise). For each resolution d in `up_to_A`, the share of the
+/// removed region's signal up to d: shells 1 .. (box voxel / d) weighted by
+/// their power in the particles' images, which a central section gives as the
+/// map's mean power per voxel at radius k times the 2 pi k pixels of the 2D
+/// shell. The removed region's power is taken from `removed` (a half map's
+/// removed region, which holds some noise: the share is then underestimated
+/// where f is low). Pose and contrast errors are not counted: a lower bound.
+std::vector<double> wiener_left_share(const std::vector<double>& fsc_curve, const RealGrid& removed, double voxel_A,
+                                      const std::vector<double>& up_to_A);
+
 /// Moving a particle image so that a 3D point of the map lands on its centre.
 struct Recentring {
   int shift_x_px = 0, shift_y_px = 0;  ///< whole-pixel shift of the image content (+x moves it to larger x)
