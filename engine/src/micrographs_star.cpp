@@ -122,11 +122,6 @@ MicrographCtf read_row(const Cells& cells, std::size_t r, const std::map<int, Op
   return m;
 }
 
-std::string key_of(const MicrographCtf& m, MatchBy by) {
-  if (by == MatchBy::FileName) return fs::path(m.name).filename().string();
-  return fs::path(m.name).lexically_normal().string();
-}
-
 }  // namespace
 
 bool is_micrographs_star(const fs::path& star) {
@@ -192,41 +187,17 @@ StarFile micrographs_subset(const MicrographCtfTable& table, const std::vector<l
 
 ParticleMatch match_micrographs(const MicrographCtfTable& a, const fs::path& file_a, const MicrographCtfTable& b,
                                 const fs::path& file_b, MatchBy by) {
-  if (by == MatchBy::Id)
+  if (by == MatchBy::Id || by == MatchBy::Original)
     throw InputError(
-        fmt::format("{}: micrograph tables carry no ids to match by; match by filename or path", file_a.string()));
-  const MicrographCtfTable* tables[] = {&a, &b};
-  const fs::path* files[] = {&file_a, &file_b};
-  std::vector<std::unordered_map<std::string, long>> index(2);
-  for (std::size_t s = 0; s < 2; ++s) {
-    const auto& mics = tables[s]->micrographs;
-    for (std::size_t i = 0; i < mics.size(); ++i) {
-      const auto [it, added] = index[s].emplace(key_of(mics[i], by), static_cast<long>(i));
-      if (!added)
-        throw InputError(fmt::format("{}: micrographs {} and {} have the same {} key '{}'{}", files[s]->string(),
-                                     it->second + 1, i + 1, to_string(by), it->first,
-                                     by == MatchBy::FileName ? "; match by path instead" : ""));
-    }
-  }
-  ParticleMatch m;
-  m.unmatched.resize(2);
-  std::vector<char> used_b(b.micrographs.size(), 0);
-  for (std::size_t i = 0; i < a.micrographs.size(); ++i) {
-    const auto it = index[1].find(key_of(a.micrographs[i], by));
-    if (it == index[1].end()) {
-      m.unmatched[0].push_back(static_cast<long>(i));
-      continue;
-    }
-    used_b[static_cast<std::size_t>(it->second)] = 1;
-    m.rows.push_back({static_cast<long>(i), it->second});
-  }
-  for (std::size_t i = 0; i < used_b.size(); ++i)
-    if (!used_b[i]) m.unmatched[1].push_back(static_cast<long>(i));
-  if (m.rows.empty())
-    throw InputError(fmt::format("{} and {}: no micrograph in common when matched by {} (first keys '{}', '{}')",
-                                 file_a.string(), file_b.string(), to_string(by), key_of(a.micrographs.front(), by),
-                                 key_of(b.micrographs.front(), by)));
-  return m;
+        fmt::format("{}: micrograph tables carry no ids or original names to match by; match by "
+                    "filename or path",
+                    file_a.string()));
+  std::vector<std::vector<std::string>> keys(2);
+  for (std::size_t s = 0; s < 2; ++s)
+    for (const MicrographCtf& m : (s == 0 ? a : b).micrographs)
+      keys[s].push_back(by == MatchBy::FileName ? matching_file_name(m.name)
+                                                : fs::path(m.name).lexically_normal().string());
+  return match_keys(keys, {file_a, file_b}, by, "micrograph");
 }
 
 }  // namespace tessera

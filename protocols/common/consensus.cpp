@@ -14,15 +14,18 @@ constexpr std::size_t kExamples = 5;
 }
 
 void add_match_by_param(Schema& s) {
-  s.add_choice("match_by", "Match particles by", {"filename", "path", "original", "id"},
-               {.default_value = "filename",
-                .help = "How the same particle is recognised in different files (never by order). filename: the "
-                        "image's index and its stack's file name without folders (cryoSPARC's import prefix removed, "
-                        ".mrcs read as .mrc), which survives import into RELION, Scipion and cryoSPARC; path: index "
-                        "and the stack's full path; original: as filename, of the image each particle was made from (rlnImageOriginalName, written by subtraction) when it has one, to compare subtracted particles with their originals; id: the Scipion item id (or the cryoSPARC uid), for sets derived "
-                        "from one another in one package.",
-                .section = "Matching",
-                .level = Level::Advanced});
+  s.add_choice(
+      "match_by", "Match particles by", {"filename", "path", "original", "id"},
+      {.default_value = "filename",
+       .help = "How the same particle is recognised in different files (never by order). filename: the "
+               "image's index and its stack's file name without folders (cryoSPARC's import prefix removed, "
+               ".mrcs read as .mrc), which survives import into RELION, Scipion and cryoSPARC; path: index "
+               "and the stack's full path; original: as filename, of the image each particle was made from "
+               "(rlnImageOriginalName, written by subtraction) when it has one, to compare subtracted particles with "
+               "their originals; id: the Scipion item id (or the cryoSPARC uid), for sets derived "
+               "from one another in one package.",
+       .section = "Matching",
+       .level = Level::Advanced});
 }
 
 MatchedSets load_matched_sets(const Values& v, const std::vector<std::filesystem::path>& files) {
@@ -37,26 +40,34 @@ MatchedSets load_matched_sets(const Values& v, const std::vector<std::filesystem
   return m;
 }
 
-Json report_matching(RunContext& ctx, const MatchedSets& m) {
-  Json files = Json::array();
-  for (std::size_t s = 0; s < m.sets.size(); ++s) {
-    const auto& missing = m.match.unmatched[s];
+Json report_matching(RunContext& ctx, const ParticleMatch& match, MatchBy by,
+                     const std::vector<std::filesystem::path>& files, const std::vector<std::size_t>& counts,
+                     const std::string& item, const std::function<std::string(std::size_t, long)>& name_of) {
+  Json out = Json::array();
+  for (std::size_t s = 0; s < files.size(); ++s) {
+    const auto& missing = match.unmatched[s];
     Json examples = Json::array();
-    for (std::size_t i = 0; i < missing.size() && i < kExamples; ++i)
-      examples.push_back(m.sets[s].particles[static_cast<std::size_t>(missing[i])].image.to_string());
-    files.push_back({{"file", m.files[s].string()},
-                     {"particles", m.sets[s].particles.size()},
-                     {"unmatched", missing.size()},
-                     {"unmatched_examples", std::move(examples)}});
+    for (std::size_t i = 0; i < missing.size() && i < kExamples; ++i) examples.push_back(name_of(s, missing[i]));
     if (!missing.empty())
-      ctx.warn(fmt::format("{}: {} of {} particles are not in every other file (matched by {}), e.g. {}; they are "
-                           "left out of the comparison",
-                           m.files[s].string(), missing.size(), m.sets[s].particles.size(), to_string(m.by),
-                           files.back()["unmatched_examples"].dump()));
+      ctx.warn(
+          fmt::format("{}: {} of {} {}s are not in every other file (matched by {}), e.g. {}; they are left out "
+                      "of the comparison",
+                      files[s].string(), missing.size(), counts[s], item, to_string(by), examples.dump()));
+    out.push_back({{"file", files[s].string()},
+                   {item + "s", counts[s]},
+                   {"unmatched", missing.size()},
+                   {"unmatched_examples", std::move(examples)}});
   }
-  ctx.info(fmt::format("{} particles matched by {} across {} files", m.match.rows.size(), to_string(m.by),
-                       m.sets.size()));
-  return {{"match_by", to_string(m.by)}, {"matched", m.match.rows.size()}, {"files", std::move(files)}};
+  ctx.info(fmt::format("{} {}s matched by {} across {} files", match.rows.size(), item, to_string(by), files.size()));
+  return {{"match_by", to_string(by)}, {"matched", match.rows.size()}, {"files", std::move(out)}};
+}
+
+Json report_matching(RunContext& ctx, const MatchedSets& m) {
+  std::vector<std::size_t> counts;
+  for (const ParticleSet& set : m.sets) counts.push_back(set.particles.size());
+  return report_matching(ctx, m.match, m.by, m.files, counts, "particle", [&](std::size_t s, long i) {
+    return m.sets[s].particles[static_cast<std::size_t>(i)].image.to_string();
+  });
 }
 
 ParticleSet subset_of(const ParticleSet& set, const std::vector<long>& indices) {
@@ -116,8 +127,12 @@ Json histogram_json(const std::string& name, const std::string& label, const std
 Json heatmap_json(const std::string& name, const std::string& label, const std::vector<std::string>& rows,
                   const std::vector<std::string>& columns, const std::vector<std::vector<double>>& values,
                   const std::string& row_title, const std::string& column_title) {
-  return {{"name", name},     {"label", label},   {"rows", rows},
-          {"columns", columns}, {"values", values}, {"row_title", row_title},
+  return {{"name", name},
+          {"label", label},
+          {"rows", rows},
+          {"columns", columns},
+          {"values", values},
+          {"row_title", row_title},
           {"column_title", column_title}};
 }
 

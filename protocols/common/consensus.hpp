@@ -3,6 +3,7 @@
 /// (load_particles), matched particle by particle (tessera/particle_matching.hpp),
 /// the report of what did not match, and subsets of an input set.
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,10 +30,14 @@ struct MatchedSets {
 /// read, on duplicate keys, or when no particle is common to all files.
 MatchedSets load_matched_sets(const Values& v, const std::vector<std::filesystem::path>& files);
 
-/// Logs how many particles matched and, per file, how many did not (with the
-/// first few image names); a warning when some did not. Returns the same as
-/// JSON: {"match_by", "matched", "files": [{"file", "particles", "unmatched",
-/// "unmatched_examples": [...]}]}.
+/// Logs how many items matched and, per file, how many did not (with the
+/// first few names, name_of(file, index)); a warning when some did not.
+/// Returns the same as JSON: {"match_by", "matched", "files": [{"file",
+/// "<item>s" (the count), "unmatched", "unmatched_examples": [...]}]}.
+Json report_matching(RunContext& ctx, const ParticleMatch& match, MatchBy by,
+                     const std::vector<std::filesystem::path>& files, const std::vector<std::size_t>& counts,
+                     const std::string& item, const std::function<std::string(std::size_t, long)>& name_of);
+/// The same for particle sets (items "particle", named by their image).
 Json report_matching(RunContext& ctx, const MatchedSets& m);
 
 /// The particles of `set` at `indices` (in that order), with the set's optics,

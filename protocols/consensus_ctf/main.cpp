@@ -180,26 +180,11 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   return in;
 }
 
-// As report_matching (common/consensus.hpp) does for particles.
 tp::Json report_micrograph_matching(tp::RunContext& ctx, const Inputs& in, MatchBy by) {
-  tp::Json files = tp::Json::array();
-  for (std::size_t s = 0; s < 2; ++s) {
-    const auto& missing = in.match.unmatched[s];
-    tp::Json examples = tp::Json::array();
-    for (std::size_t i = 0; i < missing.size() && i < 5; ++i)
-      examples.push_back(in.micrographs[s].micrographs[static_cast<std::size_t>(missing[i])].name);
-    files.push_back({{"file", in.files[s].string()},
-                     {"micrographs", in.micrographs[s].micrographs.size()},
-                     {"unmatched", missing.size()},
-                     {"unmatched_examples", examples}});
-    if (!missing.empty())
-      ctx.warn(fmt::format(
-          "{}: {} of {} micrographs are not in the other file (matched by {}), e.g. {}; they are "
-          "left out of the comparison",
-          in.files[s].string(), missing.size(), in.micrographs[s].micrographs.size(), to_string(by), examples.dump()));
-  }
-  ctx.info(fmt::format("{} micrographs matched by {}", in.match.rows.size(), to_string(by)));
-  return {{"match_by", to_string(by)}, {"matched", in.match.rows.size()}, {"files", std::move(files)}};
+  const auto& mics = in.micrographs;
+  return tp::report_matching(
+      ctx, in.match, by, in.files, {mics[0].micrographs.size(), mics[1].micrographs.size()}, "micrograph",
+      [&](std::size_t s, long i) { return mics[s].micrographs[static_cast<std::size_t>(i)].name; });
 }
 
 std::string number(double x) {

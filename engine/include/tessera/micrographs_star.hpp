@@ -57,11 +57,11 @@ MicrographCtfTable read_micrographs_ctf_star(const std::filesystem::path& star);
 /// block and column as read.
 StarFile micrographs_subset(const MicrographCtfTable& table, const std::vector<long>& rows);
 
-/// Matches the micrographs of two tables: MatchBy::FileName by the name
-/// without folders, MatchBy::Path by the name as written (lexically
-/// normalised). Rows and unmatched as match_particles (particle_matching.hpp).
-/// InputError for MatchBy::Id (micrograph tables carry no ids), a key twice in
-/// one file (naming the file and both rows), or no micrograph in common.
+/// Matches the micrographs of two tables (match_keys, particle_matching.hpp):
+/// MatchBy::FileName by matching_file_name (no folders, no cryoSPARC import
+/// prefix), MatchBy::Path by the name as written (lexically normalised).
+/// InputError for MatchBy::Id and Original (micrograph tables carry neither),
+/// a key twice in one file, or no micrograph in common.
 ParticleMatch match_micrographs(const MicrographCtfTable& a, const std::filesystem::path& file_a,
                                 const MicrographCtfTable& b, const std::filesystem::path& file_b, MatchBy by);
 

@@ -56,9 +56,20 @@ struct ParticleMatch {
   std::vector<std::vector<long>> unmatched;
 };
 
-/// Matches two or more sets. Throws InputError when a key repeats within a
-/// file, when fewer than two sets are given, or when no particle is common to
-/// all of them (the message names the files, the key kind and one key of each).
+/// Matches two or more sets (their particle_key, then match_keys). Throws
+/// InputError when fewer than two sets are given, and as match_keys.
 ParticleMatch match_particles(const std::vector<NamedSet>& sets, MatchBy by);
+
+/// A file name as FileName matching compares it: without folders, without
+/// cryoSPARC's import prefix, ".mrcs" read as ".mrc" (for stacks and micrographs).
+std::string matching_file_name(const std::string& path);
+
+/// The matching itself on keys already made: keys[s][i] is the key of item i
+/// of files[s] (at least two files). InputError, naming the file, when a file
+/// has no items or a key twice (both items, 1-based), and, naming the files,
+/// the key kind and one key of each, when no item is in every file. `item`
+/// names the items in messages ("particle", "micrograph").
+ParticleMatch match_keys(const std::vector<std::vector<std::string>>& keys,
+                         const std::vector<std::filesystem::path>& files, MatchBy by, const std::string& item);
 
 }  // namespace tessera
