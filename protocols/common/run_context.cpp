@@ -1,6 +1,5 @@
 #include "common/run_context.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "tessera/atomic_file.hpp"
 #include "tessera/error.hpp"
 #include "tessera/run_files.hpp"
 
@@ -24,15 +24,6 @@ namespace run_log = run_files::run_log;
 
 namespace {
 
-void sync_file(const fs::path& p) {
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw std::system_error(errno, std::generic_category(), "cannot open '" + p.string() + "' to sync it");
-  const int rc = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  if (rc != 0) throw std::system_error(error, std::generic_category(), "cannot sync '" + p.string() + "'");
-}
 
 // "2024-05-01T12:00:00.123Z"
 std::string iso_time(std::chrono::system_clock::time_point t) {
@@ -67,30 +58,10 @@ std::string dump(const Json& j, int indent = -1) {
 }  // namespace
 
 void atomic_write(const fs::path& path, const std::function<void(const fs::path& tmp)>& write) {
-  if (path.filename().empty())
-    throw std::invalid_argument("atomic_write: '" + path.string() + "' is not a file name");
-  const fs::path tmp = path.parent_path() / (".tmp-" + path.filename().string());
-  try {
-    write(tmp);
-    if (!fs::is_regular_file(tmp))
-      throw std::logic_error("atomic_write: the writer did not create '" + tmp.string() + "'");
-    sync_file(tmp);
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
+  write_file_atomically(path, write);
 }
 
-void atomic_write_text(const fs::path& path, std::string_view text) {
-  atomic_write(path, [&](const fs::path& tmp) {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(text.data(), static_cast<std::streamsize>(text.size()));
-    f.close();
-    if (!f) throw std::runtime_error("cannot write '" + tmp.string() + "'");
-  });
-}
+void atomic_write_text(const fs::path& path, std::string_view text) { write_file_atomically(path, text); }
 
 RunContext::RunContext(const Schema& schema, const Values& values, std::ostream& human)
     : program_(schema.name),

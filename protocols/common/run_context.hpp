@@ -35,12 +35,8 @@
 
 namespace tessera::protocol {
 
-/// Writes `path` so that it never exists half-written: `write` must create
-/// the file at the temporary path it is given (same folder, named
-/// ".tmp-<file name>", so the extension is kept); that file is then flushed
-/// to disk and renamed over `path`. If `write` throws, or does not create the
-/// file, the temporary file is removed, `path` is left as it was, and the
-/// exception propagates (std::logic_error when nothing was created).
+/// Writes `path` so that it never exists half-written: the engine's
+/// write_file_atomically (tessera/atomic_file.hpp), under the programs' name.
 void atomic_write(const std::filesystem::path& path,
                   const std::function<void(const std::filesystem::path& tmp)>& write);
 /// atomic_write of a text (written byte for byte).
