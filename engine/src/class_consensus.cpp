@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace tessera {
 
@@ -75,9 +76,9 @@ ClassConsensus class_consensus(const std::vector<std::vector<std::string>>& labe
   const std::size_t m = labels.size();
   std::vector<std::map<std::string, int>> class_index(m);
   for (std::size_t s = 0; s < m; ++s) {
-    std::vector<std::string> names = labels[s];
+    const std::unordered_set<std::string> distinct(labels[s].begin(), labels[s].end());
+    std::vector<std::string> names(distinct.begin(), distinct.end());
     std::sort(names.begin(), names.end(), label_less);
-    names.erase(std::unique(names.begin(), names.end()), names.end());
     for (std::size_t k = 0; k < names.size(); ++k) class_index[s][names[k]] = static_cast<int>(k);
     c.class_sizes.emplace_back(names.size(), 0);
     for (const auto& l : labels[s]) ++c.class_sizes[s][static_cast<std::size_t>(class_index[s][l])];
@@ -128,7 +129,8 @@ std::vector<std::vector<double>> jaccard_matrix(const ClassConsensus& c,
   for (std::size_t a = 0; a < cs.size(); ++a)
     for (std::size_t b = 0; b < ct.size(); ++b) {
       const long inter = both[a][b];
-      const long uni = c.class_sizes[static_cast<std::size_t>(s)][a] + c.class_sizes[static_cast<std::size_t>(t)][b] - inter;
+      const long uni =
+          c.class_sizes[static_cast<std::size_t>(s)][a] + c.class_sizes[static_cast<std::size_t>(t)][b] - inter;
       j[a][b] = uni > 0 ? static_cast<double>(inter) / static_cast<double>(uni) : 0.0;
     }
   return j;

@@ -296,10 +296,6 @@ std::vector<double> wiener_gains(const std::vector<double>& fsc_curve) {
   return gains;
 }
 
-RealGrid wiener_half_map(const RealGrid& half, const std::vector<double>& fsc_curve) {
-  return shell_weighted(half, wiener_gains(fsc_curve));
-}
-
 RealGrid fsc_weight(const RealGrid& map, const std::vector<double>& fsc_curve) {
   require_box(map, "fsc_weight");
   require_curve_size(fsc_curve, map.nx(), "fsc_weight");

@@ -45,14 +45,16 @@ tp::Schema make_schema() {
   const std::string formats =
       "RELION STAR (rlnClassNumber), Scipion particle set (_classId) or cryoSPARC .cs (alignments3D/class).";
   s.add_input("classes_A", tp::InputKind::Classes, "Classification A",
-              {.help = "The first classification: " + formats + " The subsets are made of its particles (with "
+              {.help = "The first classification: " + formats +
+                       " The subsets are made of its particles (with "
                        "their poses, CTFs and other columns)."});
   s.add_input("classes_B", tp::InputKind::Classes, "Classification B",
               {.help = "The second classification of the same particles: " + formats});
   s.add_input("classes_C", tp::InputKind::Classes, "Classification C",
               {.help = "Optionally a third: " + formats, .required = false});
   s.add_int("min_size", "Minimum subset size",
-            {.default_value = 100, .min = 1,
+            {.default_value = 100,
+             .min = 1,
              .help = "Intersections with at least this many particles are written as subsets; smaller ones are "
                      "listed only."});
   s.add_string("class_label", "Class column",
@@ -99,8 +101,8 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
       const Particle& p = set.particles[static_cast<std::size_t>(row[s])];
       const std::string& c = p.extra[static_cast<std::size_t>(column)];
       if (c.empty())
-        throw InputError(fmt::format("{}: particle {} has no class ({} is empty)", files[s].string(),
-                                     p.image.to_string(), label));
+        throw InputError(
+            fmt::format("{}: particle {} has no class ({} is empty)", files[s].string(), p.image.to_string(), label));
       l.push_back(c);
     }
     in->labels.push_back(std::move(l));
@@ -108,7 +110,9 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   return in;
 }
 
-std::string letter(std::size_t s) { return std::string(1, static_cast<char>('A' + s)); }
+std::string letter(std::size_t s) {
+  return std::string(1, static_cast<char>('A' + s));
+}
 
 std::string classes_text(const ClassIntersection& x) {
   std::string t;
@@ -167,37 +171,40 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   }
 
   fs::create_directories(ctx.path("intersections"));
-  StarTable table{.name = "intersections"};
-  table.labels = {"tesseraIntersection", "tesseraClasses", "tesseraSize", "tesseraExpectedSize",
-                  "tesseraLog10PValue", "tesseraKept"};
+  StarTable table;
+  table.name = "intersections";
+  table.labels = {"tesseraIntersection", "tesseraClasses",     "tesseraSize",
+                  "tesseraExpectedSize", "tesseraLog10PValue", "tesseraKept"};
   tp::Json intersections = tp::Json::array();
   const ParticleSet kept_set = kept_particles(*in, c, kept, label);
+  // The particles of each kept intersection in kept_set (which lists the matched rows in order).
+  std::vector<std::vector<long>> members(static_cast<std::size_t>(kept));
+  long next = 0;
+  for (int x : c.intersection_of)
+    if (x < kept) members[static_cast<std::size_t>(x)].push_back(next++);
   for (std::size_t k = 0; k < c.intersections.size(); ++k) {
     const ClassIntersection& x = c.intersections[k];
     const bool keep = static_cast<int>(k) < kept;
-    tp::Json j = {{"number", k + 1},          {"classes", x.classes},     {"size", x.size},
-                  {"expected", x.expected},   {"p_value", x.p_value},     {"log10_p_value", x.log10_p_value},
+    tp::Json j = {{"number", k + 1},      {"classes", x.classes},
+                  {"size", x.size},       {"expected", x.expected},
+                  {"p_value", x.p_value}, {"log10_p_value", x.log10_p_value},
                   {"kept", keep}};
     if (keep) {
       // Each kept intersection also on its own, for RELION users.
-      std::vector<long> rows;
-      for (std::size_t i = 0; i < kept_set.particles.size(); ++i)
-        if (kept_set.particles[i].extra[static_cast<std::size_t>(kept_set.particle_extra_index(label))] ==
-            std::to_string(k + 1))
-          rows.push_back(static_cast<long>(i));
       const std::string file = fmt::format("intersections/intersection_{:03d}.star", k + 1);
-      write_particles_star(ctx.path(file), tp::subset_of(kept_set, rows), fs::absolute(ctx.out_dir()));
+      write_particles_star(ctx.path(file), tp::subset_of(kept_set, members[k]), fs::absolute(ctx.out_dir()));
       j["file"] = file;
     }
     table.rows.push_back({std::to_string(k + 1), classes_text(x), std::to_string(x.size),
-                          fmt::format("{:.6g}", x.expected), fmt::format("{:.6g}", x.log10_p_value),
-                          keep ? "1" : "0"});
+                          fmt::format("{:.6g}", x.expected), fmt::format("{:.6g}", x.log10_p_value), keep ? "1" : "0"});
     intersections.push_back(std::move(j));
     if (k < 10)
-      ctx.info(fmt::format("intersection {}: {}, {} particles (chance: {:.1f}, p = 1e{:.1f}){}", k + 1,
-                           classes_text(x), x.size, x.expected, x.log10_p_value, keep ? "" : ", not kept"));
+      ctx.info(fmt::format("intersection {}: {}, {} particles (chance: {:.1f}, p = 1e{:.1f}){}", k + 1, classes_text(x),
+                           x.size, x.expected, x.log10_p_value, keep ? "" : ", not kept"));
   }
-  write_star(ctx.path("intersections.star"), StarFile{.blocks = {table}});
+  StarFile table_file;
+  table_file.blocks.push_back(std::move(table));
+  write_star(ctx.path("intersections.star"), table_file);
   ctx.add_output("intersections_star", "intersections.star");
 
   tp::Json heatmaps = tp::Json::array();
@@ -209,17 +216,16 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
       for (const auto& x : c.classes[s]) rows.push_back(letter(s) + x);
       for (const auto& x : c.classes[t]) cols.push_back(letter(t) + x);
       const std::string name = "jaccard_" + letter(s) + letter(t);
-      heatmaps.push_back(tp::heatmap_json(name, fmt::format("Jaccard similarity, {} vs {}", letter(s), letter(t)),
-                                          rows, cols, j, "classification " + letter(s),
-                                          "classification " + letter(t)));
+      heatmaps.push_back(tp::heatmap_json(name, fmt::format("Jaccard similarity, {} vs {}", letter(s), letter(t)), rows,
+                                          cols, j, "classification " + letter(s), "classification " + letter(t)));
       jaccard.push_back({{"a", letter(s)}, {"b", letter(t)}, {"values", j}});
     }
 
   if (kept > 0) {
     tp::save_subset(ctx, kept_set, "particles", in->matched.files[0]);
   } else {
-    ctx.warn(fmt::format("no intersection has {} or more particles (the largest has {}): no subset written",
-                         min_size, c.intersections.front().size));
+    ctx.warn(fmt::format("no intersection has {} or more particles (the largest has {}): no subset written", min_size,
+                         c.intersections.front().size));
   }
   const long kept_particles_count = static_cast<long>(kept_set.particles.size());
   ctx.info(fmt::format("{} intersections, {} with at least {} particles ({} particles kept of {})",

@@ -57,7 +57,7 @@ tp::Schema make_schema() {
   s.add_choice("half_map_weighting", "Half-map weighting", {"fsc", "none"},
                {.default_value = "fsc",
                 .help = "With two half maps: fsc multiplies what is subtracted, shell by shell, by the two halves' "
-                        "FSC (the Wiener estimate of the signal in a half map, wiener_half_map in fsc.hpp), so the "
+                        "FSC (the Wiener estimate of the signal in a half map, wiener_gains in fsc.hpp), so the "
                         "subtraction removes the signal the half map holds without adding its noise to every "
                         "particle; each particle's contrast is still fitted on the unfiltered projection (a "
                         "filtered one would inflate it). none subtracts the half maps as they are. The FSC is that "
@@ -235,7 +235,7 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
     throw InputError(fmt::format("--new-box-px: {} must be even and at most the box ({})", in->new_box, in->box));
   if (v.get<bool>("recentre")) in->centre = rounded_centre_of_mass(keep ? mask.data : in->regions[0].keep);
   SubtractOptions options = subtract_options(v, in->box, in->voxel_A);
-  // The Wiener gains of the half maps (fsc.hpp wiener_half_map), applied to what is subtracted; the
+  // The Wiener gains of the half maps (fsc.hpp wiener_gains), applied to what is subtracted; the
   // scale is fitted on the unfiltered projections, which keeps it unbiased.
   if (!in->half_map_fsc.empty()) options.subtract_gains = wiener_gains(in->half_map_fsc);
   in->subtractor = std::make_unique<Subtractor>(in->regions, in->voxel_A, options);

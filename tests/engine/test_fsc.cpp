@@ -397,7 +397,7 @@ TEST(Sharpen, AppliesExpOfMinusBOverFourAndUndoesABlur) {
 // Wiener estimate (gain FSC per shell) is closer to S than the raw half, and
 // than gains 0.7 FSC and min(1, 1.4 FSC) (its optimality: the error per shell is
 // quadratic in the gain with its minimum at SNR / (1 + SNR) = FSC).
-TEST(WienerHalfMap, IsTheLeastSquaresEstimateOfTheSignal) {
+TEST(WienerGains, GiveTheLeastSquaresEstimateOfTheSignal) {
   const int n = 48;
   Rng rng = item_rng(5, 0);
   RealGrid signal = gaussian_noise(n, n, n, 1.0, rng);
@@ -419,7 +419,7 @@ TEST(WienerHalfMap, IsTheLeastSquaresEstimateOfTheSignal) {
     for (std::size_t k = 0; k < curve.size(); ++k) g[k] = std::clamp(f * curve[k], 0.0, 1.0);
     return shell_weighted(a, g);
   };
-  const double wiener = error(wiener_half_map(a, curve)), raw = error(a);
+  const double wiener = error(shell_weighted(a, wiener_gains(curve))), raw = error(a);
   EXPECT_LT(wiener, 0.5 * raw);
   EXPECT_LT(wiener, error(scaled(0.7)));
   EXPECT_LT(wiener, error(scaled(1.4)));

@@ -232,7 +232,7 @@ TEST(SubtractProgram, HalfMapsSubtractEachHalfSetWithItsOwn) {
   };
   run("map", {"--map", (tmp / "map.mrc").string()});
   // As they are: the FSC weighting (default) would also zero the corners beyond Nyquist, which this
-  // exact comparison counts; fsc.hpp's WienerHalfMap test checks the weighting.
+  // exact comparison counts; fsc.hpp's WienerGains test checks the weighting.
   run("halves", {"--half-map-A", (tmp / "map.mrc").string(), "--half-map-B", (tmp / "map_x2.mrc").string(),
                  "--half-map-weighting", "none"});
   run("weighted", {"--half-map-A", (tmp / "map.mrc").string(), "--half-map-B", (tmp / "map_x2.mrc").string()});

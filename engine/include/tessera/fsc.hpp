@@ -121,14 +121,13 @@ MaskedFsc corrected_fsc(const RealGrid& half_a, const RealGrid& half_b, const Re
 /// gains[k]; the corners beyond N/2 are set to 0. gains.size() must be N/2 + 1.
 RealGrid shell_weighted(const RealGrid& map, const std::vector<double>& gains);
 
-/// The Wiener estimate of the signal in one half map, E[S | H] = H SNR / (1 + SNR)
-/// per shell, with SNR the half map's signal-to-noise ratio: since the FSC of two
-/// halves S + N1 and S + N2 (independent noise of equal power) is SNR / (1 + SNR),
-/// the gain of shell k is fsc_curve[k], clamped to [0, 1]. What a half map adds
-/// to a particle when it is projected and subtracted is then least in the mean
-/// (signal left plus the map's noise). fsc_curve.size() must be N/2 + 1.
-RealGrid wiener_half_map(const RealGrid& half, const std::vector<double>& fsc_curve);
-/// wiener_half_map's gains: fsc_curve clamped to [0, 1], shell by shell.
+/// The gains of the Wiener estimate of the signal in one half map, E[S | H] =
+/// H SNR / (1 + SNR) per shell, with SNR the half map's signal-to-noise ratio:
+/// since the FSC of two halves S + N1 and S + N2 (independent noise of equal
+/// power) is SNR / (1 + SNR), the gain of shell k is fsc_curve[k], clamped to
+/// [0, 1]. shell_weighted(half, wiener_gains(fsc)) is then the estimate, and
+/// what a half map adds to a particle when it is projected and subtracted is
+/// least in the mean (signal left plus the map's noise).
 std::vector<double> wiener_gains(const std::vector<double>& fsc_curve);
 
 /// Rosenthal & Henderson (2003) weighting as relion_postprocess applies it before

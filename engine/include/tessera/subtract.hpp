@@ -77,7 +77,7 @@ struct SubtractOptions {
   /// Per-shell gains (shell k = 0 .. box/2 of the particle's 2D transform; the
   /// corners beyond box/2 get 0) applied to the removed region's expected image
   /// when it is subtracted, not when its scale is fitted: the Wiener filter of a
-  /// half map (fsc.hpp wiener_half_map), which removes the signal the map holds
+  /// half map (fsc.hpp wiener_gains), which removes the signal the map holds
   /// without adding its noise, while the fit on the unfiltered projection stays
   /// unbiased (a filtered template fitted to the particle would inflate the
   /// scale by the filter's loss). By the central-section theorem a shell of the
