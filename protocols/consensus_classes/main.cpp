@@ -1,5 +1,5 @@
 // tessera_consensus_classes: what two or more classifications of the same
-// particles agree on (engine/include/tessera/class_consensus.hpp). Particles
+// particles agree on (engine/analysis/include/tessera/class_consensus.hpp). Particles
 // come from any package (RELION STAR with rlnClassNumber, Scipion sets with
 // _classId, cryoSPARC .cs with alignments3D/class) and are matched by name,
 // never by order. Every intersection of classes gets its size and a p-value

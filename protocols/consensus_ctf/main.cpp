@@ -3,7 +3,7 @@
 // against RELION's), compared item by item: the difference of their mean defoci,
 // of their astigmatisms and astigmatism axes, and the consensus resolution, the
 // resolution at which the two CTFs' phases differ by 90 degrees (Xmipp's CTF
-// consensus criterion; engine/include/tessera/ctf_consensus.hpp says what is
+// consensus criterion; engine/analysis/include/tessera/ctf_consensus.hpp says what is
 // computed and where it differs from Xmipp). Items within both thresholds are
 // kept as a subset of the first input.
 //

@@ -1,5 +1,5 @@
 // tessera_consensus_poses: how far two pose assignments of the same particles
-// are apart (engine/include/tessera/pose_consensus.hpp). Particles come from
+// are apart (engine/analysis/include/tessera/pose_consensus.hpp). Particles come from
 // any package (RELION STAR, Scipion set, cryoSPARC .cs) and are matched by
 // name, never by order. Per particle: the angular distance (to the closest
 // symmetry mate, RELION's convention), the distance between view directions

@@ -1,5 +1,5 @@
 // tessera_local_resolution: the resolution of a pair of half maps voxel by voxel, from the FSC in a
-// soft window slid over the map (engine/include/tessera/local_resolution.hpp); its histogram inside a
+// soft window slid over the map (engine/analysis/include/tessera/local_resolution.hpp); its histogram inside a
 // mask, and optionally the average map filtered to its local resolution.
 #include <fmt/format.h>
 

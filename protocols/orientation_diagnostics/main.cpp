@@ -3,7 +3,7 @@
 // _angdist.bild), the sampling compensation factor SCF* of Baldwin & Lyumkis
 // (2020) from the poses, and, given half maps, conical FSCs and their area
 // ratio cFAR with the resolution in the worst and best directions
-// (engine/include/tessera/orientation_diagnostics.hpp).
+// (engine/analysis/include/tessera/orientation_diagnostics.hpp).
 #include <fmt/format.h>
 
 #include <algorithm>

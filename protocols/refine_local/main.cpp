@@ -1,4 +1,4 @@
-// tessera_refine_local: local refinement of rigid modules (engine/include/tessera/local_refine.hpp).
+// tessera_refine_local: local refinement of rigid modules (engine/refinement/include/tessera/local_refine.hpp).
 // From a consensus refinement (particles with poses, half maps), each module given by a mask gets its
 // own pose per particle, searched locally, with the other modules' signal subtracted from the images,
 // and its own gold-standard reconstruction; then a composite map.

@@ -1,7 +1,7 @@
 // tessera_validate_fsc: gold-standard FSC of two half maps, unmasked, masked
 // and masked corrected by phase randomization; the resolution at 0.143, a
 // B-factor from a Guinier fit and the sharpened map, as relion_postprocess
-// makes them (engine/include/tessera/fsc.hpp).
+// makes them (engine/fourier/include/tessera/fsc.hpp).
 #include <fmt/format.h>
 
 #include <cmath>

@@ -1,7 +1,7 @@
 """Scipion objects <-> the files Tessera's programs read and write.
 
 Inputs. A SetOfParticles is passed as its own sqlite file: the programs read Scipion sets directly
-(engine/include/tessera/scipion_set.hpp, checked against sets written by pwem), so nothing is
+(engine/io/include/tessera/scipion_set.hpp, checked against sets written by pwem), so nothing is
 converted or copied: the item ids, the CTF, the Projection matrices and the RELION extras arrive
 as Scipion stored them, and the ids come back in the program's output set, which is how its
 results are matched to the input items. (Writing a STAR instead would need the RELION plugin's

@@ -1,5 +1,5 @@
-// libFuzzer harness for the cryoSPARC .cs reader (engine/src/cryosparc_cs_read.cpp)
-// and the .npy parser under it (engine/src/npy.cpp).
+// libFuzzer harness for the cryoSPARC .cs reader (engine/io/src/cryosparc_cs_read.cpp)
+// and the .npy parser under it (engine/io/src/npy.cpp).
 //
 // Feeds: the input bytes as a .cs file to read_cryosparc_particles; a set that
 // reads is written back with write_cryosparc_particles and read again.

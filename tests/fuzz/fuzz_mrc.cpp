@@ -1,4 +1,4 @@
-// libFuzzer harness for the MRC reader (engine/src/mrc.cpp).
+// libFuzzer harness for the MRC reader (engine/io/src/mrc.cpp).
 //
 // Feeds: the input bytes as an MRC file (1024-byte header, extended header,
 // data; any mode, either byte order, image, stack or volume) to read_mrc_info,

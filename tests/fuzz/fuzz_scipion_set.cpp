@@ -1,4 +1,4 @@
-// libFuzzer harness for the Scipion set reader (engine/src/scipion_set_read.cpp,
+// libFuzzer harness for the Scipion set reader (engine/io/src/scipion_set_read.cpp,
 // with sqlite_db.cpp, scipion_labels.cpp and the optics STAR text it parses).
 //
 // Feeds: the input bytes as an SQLite file to read_scipion_particles (the

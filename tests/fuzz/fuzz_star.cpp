@@ -1,5 +1,5 @@
-// libFuzzer harness for the STAR parser (engine/src/star.cpp) and the RELION
-// particle-set reader on top of it (engine/src/particles_star.cpp).
+// libFuzzer harness for the STAR parser (engine/io/src/star.cpp) and the RELION
+// particle-set reader on top of it (engine/io/src/particles_star.cpp).
 //
 // Feeds: the input bytes as a STAR file to read_star, then (when it parses) the
 // formatted text back to parse_star, and the file to read_particles_star; a set

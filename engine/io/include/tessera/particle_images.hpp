@@ -1,7 +1,7 @@
 #pragma once
 /// Reading particle images for computation: streamed from their stacks one
 /// at a time (memory does not grow with the number of particles), centred
-/// and Fourier transformed, and a deterministic parallel loop over particles.
+/// and Fourier transformed. The loop over particles is parallel.hpp's.
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -11,6 +11,7 @@
 
 #include "tessera/fft.hpp"
 #include "tessera/mrc.hpp"
+#include "tessera/parallel.hpp"
 #include "tessera/particles.hpp"
 
 namespace tessera {
@@ -42,14 +43,6 @@ void check_finite_image(const RealGrid& image, const Particle& p);
 
 /// The box size of a set: its first optics group's image size, or the first stack's.
 int particle_box(const ParticleSet& set);
-
-/// Calls work(thread, i) for i in [0, total) on `threads` threads, each thread
-/// taking one contiguous chunk (so a given thread count always splits the same
-/// way and sums add up in the same order). progress(done, total) is called
-/// from the calling thread about twice a second. The first exception thrown by
-/// any work call is rethrown after all threads have stopped.
-void for_each_particle(long total, int threads, const std::function<void(int, long)>& work,
-                       const std::function<void(long, long)>& progress = {});
 
 /// Mean |X(k)|^2 per Fourier shell (round(|k|), 0 .. box/2) of the transforms of up to
 /// `max_images` particles spread through the set: a refinement's first noise model, and the

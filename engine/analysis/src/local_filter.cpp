@@ -13,7 +13,7 @@
 
 #include "tessera/fft.hpp"
 #include "tessera/mask.hpp"
-#include "tessera/particle_images.hpp"  // for_each_particle: the engine's deterministic thread loop
+#include "tessera/parallel.hpp"
 #include "tessera/projector.hpp"        // band_limited_box
 
 // Why the cross-validation error picks the right cut-off. Write held_k = s + n_k and train_k = s + m_k,

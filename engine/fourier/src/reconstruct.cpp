@@ -8,7 +8,7 @@
 
 #include "tessera/fft.hpp"
 #include "tessera/mask.hpp"
-#include "tessera/particle_images.hpp"
+#include "tessera/parallel.hpp"
 #include "tessera/projector.hpp"
 
 namespace tessera {

@@ -14,7 +14,7 @@
 #include "tessera/error.hpp"
 #include "tessera/fft.hpp"
 #include "tessera/mask.hpp"
-#include "tessera/particle_images.hpp"  // for_each_particle: the engine's deterministic thread loop
+#include "tessera/parallel.hpp"
 
 // Why no phase-randomization correction. The global masked FSC multiplies both halves by one mask m:
 // the transform of m * a is M convolved with A, so the signal of lower shells, where the halves agree,

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "tessera/particle_images.hpp"  // for_each_particle: the engine's deterministic thread loop
+#include "tessera/parallel.hpp"
 
 namespace tessera {
 namespace {
