@@ -36,6 +36,17 @@ TEST(Geometry, EulerRoundTripOverRandomPoses) {
   }
 }
 
+// Tilts near the poles keep their digits: sin(tilt) is taken from the matrix's
+// third row, not from sqrt(1 - cos^2(tilt)), which rounds below ~1e-6 deg.
+TEST(Geometry, EulerTiltNearThePolesKeepsItsDigits) {
+  for (double tilt : {1e-7, 1e-5, 1e-3, 180 - 1e-5}) {
+    const Euler e = matrix_to_euler(euler_to_matrix({40, tilt, 25}));
+    EXPECT_NEAR(e.tilt, tilt, 1e-9 * std::max(1.0, tilt)) << tilt;
+    EXPECT_NEAR(e.rot, 40, 1e-6) << tilt;
+    EXPECT_NEAR(e.psi, 25, 1e-6) << tilt;
+  }
+}
+
 TEST(Geometry, RotationsAreOrthonormal) {
   const Mat3 a = euler_to_matrix({12.5, 77.1, -140.2});
   EXPECT_LT(max_abs_diff(multiply(a, transpose(a)), identity3()), 1e-15);
