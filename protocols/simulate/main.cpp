@@ -95,6 +95,13 @@ tp::Schema make_schema() {
   s.add_int("phantom_box_px", "Phantom box", {.default_value = 64, .min = 16, .max = 512, .unit = "px",
                                               .help = "Box of the built-in phantom (used without a volume).",
                                               .section = "Input", .level = tp::Level::Advanced});
+  s.add_choice("phantom", "Phantom", {"protein", "complex"},
+               {.default_value = "protein",
+                .help = "The built-in phantom (used without a volume): a protein-like chain, or that chain as a "
+                        "large complex with a small protein bound to its side, simulated as two modules "
+                        "(module_1: the complex, module_2: the small protein; their masks are written), as "
+                        "subtraction and local refinement need.",
+                .section = "Input"});
   s.add_float("pixel_A", "Pixel size",
               {.min = 0.0, .min_exclusive = true, .unit = "A",
                .help = "Pixel size; default: the volume's voxel size (3 A for the phantom).", .section = "Input"});
@@ -201,7 +208,11 @@ Volumes load_inputs(const tp::Values& v) {
   } else {
     out.voxel_A = pixel.value_or(3.0);
     check_disk_space(v, v.get<int>("phantom_box_px"));  // before making the phantom
-    out.modules.push_back(phantom_volume(v.get<int>("phantom_box_px"), out.voxel_A, v.run().seed));
+    const int box = v.get<int>("phantom_box_px");
+    if (v.get<std::string>("phantom") == "complex")
+      for (RealGrid& m : phantom_complex(box, out.voxel_A, v.run().seed)) out.modules.push_back(std::move(m));
+    else
+      out.modules.push_back(phantom_volume(box, out.voxel_A, v.run().seed));
     return out;
   }
   check_disk_space(v, out.modules.front().nx());

@@ -25,6 +25,7 @@ using namespace tessera;
 namespace {
 
 constexpr double kThreshold = 0.143;
+constexpr double kReferenceThreshold = 0.5;  // a map against a noise-free reference (Rosenthal & Henderson 2003)
 constexpr double kRandomizeAtFsc = 0.8;  // as corrected_fsc (RELION's --randomize_at_fsc)
 
 tp::Schema make_schema() {
@@ -45,6 +46,11 @@ tp::Schema make_schema() {
   s.add_input("half_map_B", tp::InputKind::Volume, "Half map B", {.help = "Second unfiltered half map (MRC)."});
   s.add_input("mask", tp::InputKind::Mask, "Mask",
               {.help = "Soft solvent mask, values in [0, 1]. Without one, a mask is made from the half maps.",
+               .required = false});
+  s.add_input("reference", tp::InputKind::Volume, "Reference map",
+              {.help = "A map to compare with: one computed from an atomic model, or a simulation's truth. The "
+                       "half maps' average is compared with it unmasked and inside the mask (FSC 0.5: curves "
+                       "vs_reference and vs_reference_masked).",
                .required = false});
   s.add_float("voxel_A", "Pixel size override",
               {.min = 0.0, .min_exclusive = true, .unit = "A", .help = "Use this pixel size instead of the maps'."});
@@ -127,6 +133,7 @@ tp::Schema make_schema() {
 
 struct Inputs {
   RealGrid half_a, half_b, mask;
+  std::optional<RealGrid> reference;
   double voxel_A = 0;
   bool mask_generated = false;
   std::string half_a_name, half_b_name, mask_name;
@@ -140,6 +147,11 @@ std::shared_ptr<Inputs> load_inputs(const tp::Values& v) {
   in->voxel_A = a.voxel_A;
   in->half_a_name = fa.string();
   in->half_b_name = fb.string();
+  if (auto ref_file = v.input_optional("reference")) {
+    tp::LoadedVolume ref = tp::load_volume(*ref_file, voxel);
+    tp::check_same_grid(ref, *ref_file, a, fa.string());
+    in->reference = std::move(ref.data);
+  }
   if (auto mask_file = v.input_optional("mask")) {
     in->mask = tp::load_mask(*mask_file, a, fa.string(), voxel).data;
     in->mask_name = mask_file->string();
@@ -174,6 +186,7 @@ struct Result {
   double bfactor_A2 = 0;
   std::vector<double> amp_original, amp_weighted, amp_sharpened;
   RealGrid sharpened;
+  std::vector<double> vs_reference, vs_reference_masked;  // empty without --reference
 };
 
 // FSC of a map of the particle alone from the unmasked FSC and the share of
@@ -217,6 +230,10 @@ Result compute(const tp::Values& v, const Inputs& in, tp::RunContext& ctx) {
   r.amp_weighted = shell_mean_amplitude(pp.weighted);
   r.amp_sharpened = shell_mean_amplitude(pp.sharpened);
   r.sharpened = std::move(pp.sharpened);
+  if (in.reference) {
+    r.vs_reference = fsc(pp.average, *in.reference);
+    r.vs_reference_masked = masked_fsc(pp.average, *in.reference, in.mask);
+  }
   return r;
 }
 
@@ -323,6 +340,16 @@ void write_json(tp::RunContext& ctx, const tp::Values& v, const Inputs& in, cons
                   {key::phase_randomization_seed, v.run().seed},
                   {key::bfactor_A2, r.bfactor_A2},
                   {key::bfactor_fitted, r.fit.has_value()}};
+  if (!r.vs_reference.empty()) {
+    doc[key::curves][curve::vs_reference] = r.vs_reference;
+    doc[key::curves][curve::vs_reference_masked] = r.vs_reference_masked;
+    const auto at_half = [&](const std::vector<double>& c) {
+      return optional_json(resolution_at(c, kReferenceThreshold, box, in.voxel_A));
+    };
+    doc[key::resolution_A][tp::fsc_resolution_key(curve::vs_reference, kReferenceThreshold)] = at_half(r.vs_reference);
+    doc[key::resolution_A][tp::fsc_resolution_key(curve::vs_reference_masked, kReferenceThreshold)] =
+        at_half(r.vs_reference_masked);
+  }
   if (r.fit)
     doc[key::guinier_fit] = {{fsc_json::guinier_fit_key::intercept, r.fit->intercept},
                              {fsc_json::guinier_fit_key::r_squared, r.fit->r * r.fit->r},
@@ -349,6 +376,15 @@ void report(tp::RunContext& ctx, const Inputs& in, const Result& r, const std::s
                         r.fit ? fmt::format("Guinier fit {:.2f}-{:.2f} A, {} shells, r^2 {:.3f}", r.fit->fit_min_res_A,
                                             r.fit->fit_max_res_A, r.fit->shells_used, r.fit->r * r.fit->r)
                               : std::string("given")));
+  if (!r.vs_reference.empty()) {
+    const int box = in.half_a.nx();
+    const auto unmasked = resolution_at(r.vs_reference, kReferenceThreshold, box, in.voxel_A);
+    const auto masked = resolution_at(r.vs_reference_masked, kReferenceThreshold, box, in.voxel_A);
+    ctx.event("resolution_vs_reference",
+              {{"unmasked_05_A", optional_json(unmasked)}, {"masked_05_A", optional_json(masked)}},
+              fmt::format("against the reference (FSC 0.5): {} inside the mask, {} unmasked",
+                          tp::format_resolution(masked, in.voxel_A), tp::format_resolution(unmasked, in.voxel_A)));
+  }
 }
 
 void run(const tp::Values& v, tp::RunContext& ctx, const Inputs& in) {

@@ -161,3 +161,52 @@ TEST(Simulator, ModulesAddUpAndEachRendersAtItsOwnPose) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+double sum(const RealGrid& v) {
+  double s = 0;
+  for (float x : v.values()) s += x;
+  return s;
+}
+
+// The complex phantom (the demo's and the tutorials' small protein on a large complex): the body
+// is phantom_volume itself, the small protein holds 60 of its 300 beads' mass, sits on the +x side
+// and touches the body without sinking into it.
+TEST(Phantom, ComplexIsTheBodyPlusASmallProteinOnItsSide) {
+  const int n = 64;
+  const auto [body, small] = phantom_complex(n, 3.0, 4);
+  const RealGrid alone = phantom_volume(n, 3.0, 4);
+  ASSERT_EQ(body.values().size(), alone.values().size());
+  EXPECT_TRUE(std::equal(body.values().begin(), body.values().end(), alone.values().begin()));
+  // Every bead has the same integral (none is cut by the box: all lie within 0.45 n of the centre).
+  EXPECT_NEAR(sum(small) / sum(body), 60.0 / 300.0, 0.002);
+  const Vec3 c = centre_of_mass_px(small);
+  EXPECT_GT(c[0], n / 4.0);
+  EXPECT_LT(c[0], n / 4.0 + n / 6.0);
+  EXPECT_LT(std::hypot(c[1], c[2]), n / 8.0);
+  // Touching: some of the small protein's density (above 5% of its peak) lies within 2 px of
+  // the body's; sinking in: at most a tenth of it lies inside the body's.
+  const float body_peak = *std::max_element(body.values().begin(), body.values().end());
+  const float small_peak = *std::max_element(small.values().begin(), small.values().end());
+  long inside = 0, near = 0, total = 0;
+  for (int z = 2; z < n - 2; ++z)
+    for (int y = 2; y < n - 2; ++y)
+      for (int x = 2; x < n - 2; ++x) {
+        if (small(x, y, z) < 0.05f * small_peak) continue;
+        ++total;
+        if (body(x, y, z) >= 0.05f * body_peak) ++inside;
+        bool close = false;
+        for (int dz = -2; dz <= 2 && !close; ++dz)
+          for (int dy = -2; dy <= 2 && !close; ++dy)
+            for (int dx = -2; dx <= 2 && !close; ++dx) close = body(x + dx, y + dy, z + dz) >= 0.05f * body_peak;
+        if (close) ++near;
+      }
+  ASSERT_GT(total, 0);
+  EXPECT_GT(near, 0);
+  EXPECT_LT(static_cast<double>(inside) / total, 0.1);
+}
+
+}  // namespace
+}  // namespace tessera

@@ -203,6 +203,43 @@ TEST(ValidateFsc, GeneratedMaskCoversTheParticle) {
   EXPECT_EQ(block(star, "fsc").rows.size(), 17u);
 }
 
+// --reference: the half maps' average against the truth. With halves = truth + independent noise
+// of equal power, the average's FSC against the truth is sqrt(2F / (1 + F)) of the halves' FSC F
+// (Rosenthal & Henderson 2003, C_ref), shell by shell; the reference's own scale does not matter.
+TEST(ValidateFsc, ReferenceCurveIsTheHalfMapsFscAsCref) {
+  TempDir tmp;
+  const Halves h = noisy_halves();
+  write_mrc(tmp / "a.mrc", h.a, 3.0);
+  write_mrc(tmp / "b.mrc", h.b, 3.0);
+  RealGrid reference = h.truth;
+  for (float& x : reference.values()) x *= 7.0f;
+  write_mrc(tmp / "truth.mrc", reference, 3.0);
+  const RealGrid lp = lowpass(h.truth, 15.0, 3.0);
+  const double threshold = 0.3 * *std::max_element(lp.values().begin(), lp.values().end());
+  const fs::path out = tmp / "out";
+  const RunResult r = test::run_program(
+      tmp, "validate_fsc",
+      {"--out", out.string(), "--half-map-A", (tmp / "a.mrc").string(), "--half-map-B", (tmp / "b.mrc").string(),
+       "--reference", (tmp / "truth.mrc").string(), "--mask-threshold", std::to_string(threshold), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto doc = nlohmann::json::parse(test::read_text(out / "fsc.json"));
+  const auto halves = doc.at("curves").at("unmasked").get<std::vector<double>>();
+  const auto vs_ref = doc.at("curves").at("vs_reference").get<std::vector<double>>();
+  ASSERT_EQ(vs_ref.size(), halves.size());
+  // Shell k of a 32 box has about 4 pi k^2 independent voxels: above shell 4 an FSC's sampling
+  // error is below 1 / sqrt(200) = 0.07; C_ref's slope in F is at most 1 where F > 0.1.
+  int checked = 0;
+  for (std::size_t k = 4; k < halves.size(); ++k) {
+    if (halves[k] < 0.1) continue;
+    EXPECT_NEAR(vs_ref[k], std::sqrt(2 * halves[k] / (1 + halves[k])), 0.07) << "shell " << k;
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
+  EXPECT_TRUE(doc.at("curves").contains("vs_reference_masked"));
+  EXPECT_TRUE(doc.at("resolution_A").contains("vs_reference@0.5"));
+  EXPECT_TRUE(doc.at("resolution_A").contains("vs_reference_masked@0.5"));
+}
+
 // Every bad input exits with 2, says which, and writes nothing (not even --out).
 TEST(ValidateFsc, BadInputsExitTwoAndWriteNothing) {
   TempDir tmp;

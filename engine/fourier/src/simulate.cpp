@@ -206,9 +206,13 @@ SimulatedParticle Simulator::make(long index, RealGrid& image, RealGrid* noise_f
 
 namespace tessera {
 
-RealGrid phantom_volume(int box, double pixel_A, std::uint64_t seed, int residues) {
-  Rng rng = item_rng(seed, 0x70686e74);
-  const double step = 3.8 / pixel_A, sigma = std::max(1.6 / pixel_A, 0.8), limit = box / 4.0;
+namespace {
+
+// Adds to v a self-avoiding-ish chain of `residues` Gaussian beads (3.8 A apart, sigma 1.6 A)
+// that starts at `centre` (pixels from the box centre) and stays within radius_px of it.
+void add_bead_chain(RealGrid& v, double pixel_A, Rng& rng, int residues, double radius_px, const Vec3& centre) {
+  const int box = v.nx();
+  const double step = 3.8 / pixel_A, sigma = std::max(1.6 / pixel_A, 0.8);
   std::vector<Vec3> beads{{0, 0, 0}};
   while (static_cast<int>(beads.size()) < residues) {
     const Vec3& last = beads.back();
@@ -216,7 +220,7 @@ RealGrid phantom_volume(int box, double pixel_A, std::uint64_t seed, int residue
     for (int attempt = 0; attempt < 100; ++attempt) {
       const Mat3 a = euler_to_matrix(random_euler(rng));
       next = {last[0] + step * a[2][0], last[1] + step * a[2][1], last[2] + step * a[2][2]};
-      if (std::sqrt(next[0] * next[0] + next[1] * next[1] + next[2] * next[2]) > limit) continue;
+      if (std::sqrt(next[0] * next[0] + next[1] * next[1] + next[2] * next[2]) > radius_px) continue;
       bool clash = false;
       for (std::size_t k = 0; k + 2 < beads.size() && !clash; ++k) {
         const double dx = beads[k][0] - next[0], dy = beads[k][1] - next[1], dz = beads[k][2] - next[2];
@@ -226,9 +230,9 @@ RealGrid phantom_volume(int box, double pixel_A, std::uint64_t seed, int residue
     }
     beads.push_back(next);
   }
-  RealGrid v(box, box, box);
   const int c = box / 2, reach = static_cast<int>(std::ceil(4 * sigma));
-  for (const Vec3& b : beads) {
+  for (Vec3 b : beads) {
+    for (int i = 0; i < 3; ++i) b[i] += centre[i];
     const int bx = static_cast<int>(std::lround(b[0])) + c, by = static_cast<int>(std::lround(b[1])) + c,
               bz = static_cast<int>(std::lround(b[2])) + c;
     for (int z = std::max(0, bz - reach); z <= std::min(box - 1, bz + reach); ++z)
@@ -238,7 +242,27 @@ RealGrid phantom_volume(int box, double pixel_A, std::uint64_t seed, int residue
           v(x, y, z) += static_cast<float>(std::exp(-(dx * dx + dy * dy + dz * dz) / (2 * sigma * sigma)));
         }
   }
+}
+
+}  // namespace
+
+RealGrid phantom_volume(int box, double pixel_A, std::uint64_t seed, int residues) {
+  Rng rng = item_rng(seed, 0x70686e74);
+  RealGrid v(box, box, box);
+  add_bead_chain(v, pixel_A, rng, residues, box / 4.0, {0, 0, 0});
   return v;
+}
+
+std::array<RealGrid, 2> phantom_complex(int box, double pixel_A, std::uint64_t seed) {
+  // The large body is phantom_volume's (beads within box/4 of the centre, 300 of them). The small
+  // protein, 60 beads within box/12 of its start, starts at box/4 + box/10 along +x: its beads come
+  // to within about box/60 of the body's sphere, so the two touch (their densities' tails meet)
+  // without the small one sinking in. The body stays centred, the small protein sits off-centre
+  // as a bound partner does.
+  std::array<RealGrid, 2> out{phantom_volume(box, pixel_A, seed), RealGrid(box, box, box)};
+  Rng rng = item_rng(seed, 0x736d6c6c);
+  add_bead_chain(out[1], pixel_A, rng, 60, box / 12.0, {box / 4.0 + box / 10.0, 0, 0});
+  return out;
 }
 
 }  // namespace tessera

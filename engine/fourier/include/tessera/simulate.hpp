@@ -20,6 +20,7 @@
 ///
 /// Every particle is a pure function of (seed, index), so images can be made
 /// in any order and on any number of threads with identical results.
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -203,5 +204,12 @@ namespace tessera {
 /// (3.8 A apart, sigma 1.6 A, inside a sphere of radius box/4 pixels), sampled
 /// on a box^3 grid of pixel_A. Deterministic for a seed.
 RealGrid phantom_volume(int box, double pixel_A, std::uint64_t seed, int residues = 300);
+
+/// The phantom as a large complex with a small protein bound to it, the case local refinement
+/// and subtraction are for: {body, small}, two modules whose sum is the particle. The body is
+/// phantom_volume(box, pixel_A, seed), centred; the small protein is a 60-bead chain (about a
+/// fifth of the body's 300) touching the body's surface on the +x side, within box/4 + box/6
+/// of the centre. Deterministic for a seed.
+std::array<RealGrid, 2> phantom_complex(int box, double pixel_A, std::uint64_t seed);
 
 }  // namespace tessera
