@@ -377,6 +377,79 @@ TEST_F(ViewVolume, LocalResolutionColoursTheSlicesAndTheSurface) {
   }
 }
 
+// --modules: each module's mask tints the slices in its colour (Okabe-Ito orange, then sky
+// blue, at opacity 0.45, as a mask overlay), and the surface takes the colour of the module whose
+// mask holds the surface voxel (x < 16: module 1, x >= 16: module 2), times its grey shade.
+TEST_F(ViewVolume, ModulesTintTheSlicesAndColourTheSurface) {
+  RealGrid ball(32, 32, 32), left(32, 32, 32), right(32, 32, 32);
+  for (int z = 0; z < 32; ++z)
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 32; ++x) {
+        ball(x, y, z) = static_cast<float>(
+            10 - std::sqrt((x - 16.0) * (x - 16.0) + (y - 16.0) * (y - 16.0) + (z - 16.0) * (z - 16.0)));
+        left(x, y, z) = x < 16 ? 1.0f : 0.0f;
+        right(x, y, z) = x >= 16 ? (y < 8 ? 0.5f : 1.0f) : 0.0f;
+      }
+  const fs::path file = write_volume("ball.mrc", ball);
+  write_volume("left_mask.mrc", left);
+  write_volume("right_mask.mrc", right);
+  write_text(tmp_ / "modules.json",
+             R"([{"module": 1, "mask": "left_mask.mrc"}, {"module": 2, "mask": ")" +
+                 (tmp_ / "right_mask.mrc").string() + R"("}])");
+  QImage img;
+  const Json g = export_png({file.string(), "--modules", (tmp_ / "modules.json").string(), "--panels",
+                             "slices,surface", "--surface-level", "0", "--contrast", "minmax", "--zoom", "2"},
+                            "volume_modules.png", img);
+  const Json& modules = g.at("figure").at("modules");
+  ASSERT_EQ(modules.size(), 2u);
+  EXPECT_EQ(modules[0].at("label"), "module 1");
+  EXPECT_EQ(modules[0].at("color"), "#e69f00");
+  EXPECT_EQ(modules[1].at("color"), "#56b4e9");
+  const std::array<QColor, 2> colors{QColor(230, 159, 0), QColor(86, 180, 233)};
+  const auto [mn, mx] = std::minmax_element(ball.values().begin(), ball.values().end());
+  const auto tint = [](int grey_level, int channel, double a) {
+    return static_cast<int>(std::lround(grey_level * (1 - a) + channel * a));
+  };
+  for (char axis : {'x', 'y', 'z'}) {
+    const RealGrid s = expected_picture(ball, axis, 16), l = expected_picture(left, axis, 16),
+                   r = expected_picture(right, axis, 16);
+    expect_pixels(
+        img, panel(g, "slice", std::string(1, axis)), 2,
+        [&](int x, int y) {
+          int c[3] = {expected_grey(s(x, y), *mn, *mx), 0, 0};
+          c[1] = c[2] = c[0];
+          for (int m = 0; m < 2; ++m) {  // module 1's tint first, then module 2's over it
+            const double a = 0.45 * (m == 0 ? l(x, y) : r(x, y));
+            c[0] = tint(c[0], colors[m].red(), a);
+            c[1] = tint(c[1], colors[m].green(), a);
+            c[2] = tint(c[2], colors[m].blue(), a);
+          }
+          return qRgb(c[0], c[1], c[2]);
+        },
+        std::string("module-tinted slice ") + axis);
+  }
+  const Json& p = panel(g, "surface", "z");
+  EXPECT_EQ(p.at("colored_by"), "modules");
+  const int x0 = p.at("rect")[0], y0 = p.at("rect")[1];
+  int checked = 0, worst = 0;
+  for (int j = 0; j < 32; ++j)
+    for (int i = 0; i < 32; ++i) {
+      // Zoom 2, 2 rays per voxel side: pixel 2 i is the ray through x = i - 1/4, whose nearest voxel is i.
+      const double x = i - 0.25, y = j - 0.25, d = std::hypot(x - 16.0, y - 16.0);
+      if (d >= 8 || (i >= 15 && i <= 16) || j < 9) continue;  // off the module boundary and the 0.5 strip
+      const QColor& c = colors[i < 16 ? 0 : 1];
+      const QRgb want = modulated({static_cast<double>(c.red()), static_cast<double>(c.green()),
+                                   static_cast<double>(c.blue())},
+                                  expected_grey(sphere_shade(x, y), 0, 1));
+      const QRgb got = img.pixel(x0 + 2 * i, y0 + 2 * j);
+      worst = std::max({worst, std::abs(qRed(got) - qRed(want)), std::abs(qGreen(got) - qGreen(want)),
+                        std::abs(qBlue(got) - qBlue(want))});
+      ++checked;
+    }
+  EXPECT_LE(worst, 4);
+  EXPECT_GT(checked, 100);
+}
+
 // Without --color-range the colours span the 5th to 95th percentile (nearest
 // rank) of the colour map over the voxels at or above the surface level.
 TEST_F(ViewVolume, ColourRangeDefaultsToPercentilesInsideTheSurface) {
@@ -420,7 +493,11 @@ TEST_F(ViewVolume, BadInputExits2WithOneErrorLineAndWritesNothing) {
       {{file.string(), "--contrast", "sigma:-1"}, "--contrast"},
       {{file.string(), "--panels", "slices,holograms"}, "holograms"},
       {{file.string(), "--view", "1,2"}, "--view"},
+      {{file.string(), "--modules", (tmp_ / "no_modules.json").string()}, "no_modules.json"},
+      {{file.string(), "--modules", (tmp_ / "text.mrc").string()}, "text.mrc"},
+      {{file.string(), "--modules", (tmp_ / "wrong_shape.json").string()}, "other.mrc"},
   };
+  write_text(tmp_ / "wrong_shape.json", R"([{"mask": "other.mrc"}])");
   for (const auto& [args, culprit] : cases) {
     std::vector<std::string> a = args;
     a.insert(a.end(), {"--export", png.string()});

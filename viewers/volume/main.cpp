@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/number.hpp"
 #include "common/viewer_app.hpp"
@@ -122,6 +124,40 @@ NamedVolume load_same_shape(const QCommandLineParser& p, const char* option, con
   return other;
 }
 
+// The modules of a modules.json (tessera_refine_local's or tessera_simulate's): an array whose
+// entries name each module's "mask", relative to the file's folder unless absolute, and may
+// number it ("module"). Every mask must have the volume's shape.
+std::vector<ModuleMask> load_modules(const std::string& file, const NamedVolume& volume) {
+  std::ifstream in(file);
+  if (!in) throw InputError(fmt::format("--modules {}: cannot read it", file));
+  Json doc;
+  try {
+    doc = Json::parse(in);
+  } catch (const Json::exception& e) {
+    throw InputError(fmt::format("--modules {}: not JSON ({})", file, e.what()));
+  }
+  if (!doc.is_array() || doc.empty())
+    throw InputError(fmt::format("--modules {}: not a modules.json (an array of modules with a mask each)", file));
+  std::vector<ModuleMask> out;
+  const fs::path folder = fs::path(file).parent_path();
+  for (std::size_t k = 0; k < doc.size(); ++k) {
+    const Json& m = doc[k];
+    if (!m.is_object() || !m.contains("mask") || !m.at("mask").is_string())
+      throw InputError(fmt::format("--modules {}: module {} has no \"mask\"", file, k + 1));
+    fs::path mask = m.at("mask").get<std::string>();
+    if (mask.is_relative()) mask = folder / mask;
+    NamedVolume v = load(mask.string());
+    if (!v.data.same_shape(volume.data))
+      throw InputError(fmt::format("--modules {}: mask {} is {} x {} x {} voxels, the volume has {} x {} x {}", file,
+                                   mask.string(), v.data.nx(), v.data.ny(), v.data.nz(), volume.data.nx(),
+                                   volume.data.ny(), volume.data.nz()));
+    const int number = m.contains("module") && m.at("module").is_number_integer() ? m.at("module").get<int>()
+                                                                                 : static_cast<int>(k) + 1;
+    out.push_back({std::move(v), module_color(static_cast<int>(k)), fmt::format("module {}", number)});
+  }
+  return out;
+}
+
 std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   const QStringList args = p.positionalArguments();
   if (args.size() != 1) throw InputError("give one MRC volume (the overlay goes with --overlay)");
@@ -159,7 +195,11 @@ std::unique_ptr<Figure> make_figure(const QCommandLineParser& p) {
   } else if (p.isSet("color-range")) {
     throw InputError("--color-range: goes with --color-by");
   }
-  return std::make_unique<VolumeFigure>(std::move(volume), std::move(overlay), s, std::move(color_by));
+  std::vector<ModuleMask> modules;
+  if (p.isSet("modules")) modules = load_modules(p.value("modules").toStdString(), volume);
+  auto figure = std::make_unique<VolumeFigure>(std::move(volume), std::move(overlay), s, std::move(color_by));
+  figure->set_modules(std::move(modules));
+  return figure;
 }
 
 void add_options(QCommandLineParser& p) {
@@ -178,6 +218,10 @@ void add_options(QCommandLineParser& p) {
       {"view", "Viewing direction of mip and surface: RELION Euler angles in degrees.", "ROT,TILT,PSI", "0,0,0"});
   p.addOption({"surface-level", "Surface threshold (default: mean + 3 standard deviations).", "L"});
   p.addOption({"overlay", "A second volume or a mask of the same shape, drawn on the slices.", "FILE"});
+  p.addOption({"modules",
+               "A modules.json (tessera_refine_local's or tessera_simulate's): each module's mask tints the slices "
+               "in its own colour, and the surface is coloured by module (unless --color-by).",
+               "FILE"});
   p.addOption({"overlay-style", "tint (default for a mask: values in [0, 1]) or contour (otherwise).", "STYLE"});
   p.addOption({"overlay-range", "Tint: overlay values mapped to opacity 0..1 (default 0,1 for a mask, else min,max).",
                "LO,HI"});

@@ -8,6 +8,7 @@
 #include <QPainter>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common/colormap.hpp"
 
@@ -18,6 +19,7 @@ namespace {
 constexpr int kMargin = 12, kGap = 16, kTitleH = 20, kFooterH = 64, kBarW = 256, kBarH = 12;
 constexpr int kColorBarH = 16, kColorFooterH = 64;  // the colour map's bar, its title and labels
 constexpr int kMinColumn = 170;                     // room for a panel's title
+constexpr int kModuleLineH = 16;                    // a module's line in the footer
 
 int column_width(int picture_width) {
   return std::max(picture_width, kMinColumn);
@@ -69,11 +71,51 @@ void apply_color_map(QImage& picture, const RealGrid& values, const Limits& rang
   });
 }
 
+QColor module_color(int k) {
+  static const std::array<QColor, 7> kOkabeIto{QColor(230, 159, 0),  QColor(86, 180, 233), QColor(0, 158, 115),
+                                              QColor(240, 228, 66), QColor(0, 114, 178),  QColor(213, 94, 0),
+                                              QColor(204, 121, 167)};
+  return kOkabeIto[static_cast<std::size_t>(k) % kOkabeIto.size()];
+}
+
+RealGrid module_labels(const std::vector<ModuleMask>& modules) {
+  if (modules.empty()) return {};
+  const RealGrid& first = modules.front().mask.data;
+  RealGrid labels(first.nx(), first.ny(), first.nz());
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    float best = 0.5f;
+    labels[i] = std::numeric_limits<float>::quiet_NaN();
+    for (std::size_t m = 0; m < modules.size(); ++m)
+      if (modules[m].mask.data[i] >= best) {
+        best = modules[m].mask.data[i];
+        labels[i] = static_cast<float>(m);
+      }
+  }
+  return labels;
+}
+
+void apply_module_colors(QImage& picture, const RealGrid& labels, const std::vector<QColor>& colors, double zoom) {
+  for_each_zoomed_pixel(labels.nx(), labels.ny(), zoom, [&](int i, int j, int x, int y) {
+    const float v = labels(x, y);
+    if (std::isnan(v)) return;
+    const QColor& c = colors[static_cast<std::size_t>(v)];
+    const int g = qGreen(picture.pixel(i, j));  // grey: all channels equal
+    const auto times = [g](int channel) { return static_cast<int>(std::lround(channel * g / 255.0)); };
+    picture.setPixel(i, j, qRgb(times(c.red()), times(c.green()), times(c.blue())));
+  });
+}
+
 VolumeFigure::VolumeFigure(NamedVolume volume, std::optional<NamedVolume> overlay, VolumeSettings settings,
                            std::optional<NamedVolume> color_by)
     : volume_(std::move(volume)), overlay_(std::move(overlay)), settings_(settings), color_by_(std::move(color_by)) {
   limits_ = contrast_limits(settings_.contrast, volume_.data.data(), volume_.data.size());
   set_settings(settings);
+}
+
+void VolumeFigure::set_modules(std::vector<ModuleMask> modules) {
+  modules_ = std::move(modules);
+  module_labels_ = module_labels(modules_);
+  colored_surface_.reset();
 }
 
 void VolumeFigure::set_settings(const VolumeSettings& s) {
@@ -102,13 +144,13 @@ const SurfaceRendering& VolumeFigure::colored_surface() {
   const int oversample = surface_oversample();
   if (!colored_surface_ || colored_surface_->shade.nx() != std::max({volume_.data.nx(), volume_.data.ny(),
                                                                      volume_.data.nz()}) * oversample)
-    colored_surface_ =
-        render_surface(volume_.data, settings_.view, settings_.surface_level, color_by_->data, oversample);
+    colored_surface_ = render_surface(volume_.data, settings_.view, settings_.surface_level,
+                                      color_by_ ? color_by_->data : module_labels_, oversample);
   return *colored_surface_;
 }
 
 int VolumeFigure::footer_height() const {
-  return kFooterH + (color_by_ ? kColorFooterH : 0);
+  return kFooterH + (color_by_ ? kColorFooterH : 0) + kModuleLineH * static_cast<int>(modules_.size());
 }
 
 const RealGrid& VolumeFigure::rendering(const std::string& kind) {
@@ -146,6 +188,8 @@ QSize VolumeFigure::natural_size() const {
   const auto [line1, line2] = footer_lines();
   int w = std::max({kBarW + 2 * kMargin + 200, fm.horizontalAdvance(line1) + 2 * kMargin,
                     fm.horizontalAdvance(line2) + 2 * kMargin + 16});
+  for (const ModuleMask& m : modules_)
+    w = std::max(w, fm.horizontalAdvance(QString::fromStdString(m.label + ": " + m.mask.name)) + 2 * kMargin + 16);
   int h = kMargin + footer_height();
   for (const auto& row : panel_rows()) {
     int rw = kMargin, rh = 0;
@@ -182,19 +226,28 @@ QImage VolumeFigure::panel_image(const PanelSpec& p, Json& info) {
     QImage img = grey_image(s.data(), s.nx(), s.ny(), limits_, zoom);
     if (color_by_) apply_color_map(img, volume_slice(color_by_->data, p.axis, index), settings_.color_range, zoom);
     if (overlay_) apply_overlay(img, volume_slice(overlay_->data, p.axis, index), settings_.overlay, zoom);
+    for (const ModuleMask& m : modules_)
+      apply_overlay(img, volume_slice(m.mask.data, p.axis, index), OverlaySettings{.color = m.color}, zoom);
     info["index"] = index;
     info["limits"] = limits_json(limits_);
     return img;
   }
-  if (p.kind == "surface" && color_by_) {
+  if (p.kind == "surface" && (color_by_ || !modules_.empty())) {
     const SurfaceRendering& r = colored_surface();
     const double drawn = zoom / surface_oversample();  // the rendering has oversample pixels per voxel
     QImage img = grey_image(r.shade.data(), r.shade.nx(), r.shade.ny(), Limits{0, 1}, drawn);
-    apply_color_map(img, r.values, settings_.color_range, drawn);
+    if (color_by_) {
+      apply_color_map(img, r.values, settings_.color_range, drawn);
+      info["colored_by"] = color_by_->name;
+    } else {
+      std::vector<QColor> colors;
+      for (const ModuleMask& m : modules_) colors.push_back(m.color);
+      apply_module_colors(img, r.values, colors, drawn);
+      info["colored_by"] = "modules";
+    }
     info["oversample"] = surface_oversample();
     info["limits"] = limits_json(Limits{0, 1});
     info["view"] = {settings_.view.rot, settings_.view.tilt, settings_.view.psi};
-    info["colored_by"] = color_by_->name;
     return img;
   }
   const RealGrid r = p.kind == "projection" ? volume_projection(volume_.data, p.axis) : rendering(p.kind);
@@ -239,6 +292,12 @@ void VolumeFigure::draw_footer(QPainter& painter, int top, Json& g) const {
   painter.drawText(QRect(kMargin, bar.top() - 3, 64, kBarH + 6), Qt::AlignRight | Qt::AlignVCenter, lo);
   painter.drawText(QPoint(bar.right() + 6, bar.bottom()), hi);
   g["colorbar_rect"] = rect_json(bar);
+  int module_top = top + kFooterH + (color_by_ ? kColorFooterH : 0);
+  for (const ModuleMask& m : modules_) {
+    painter.fillRect(QRect(kMargin, module_top + 2, 10, 10), m.color);
+    painter.drawText(QPoint(kMargin + 16, module_top + 11), QString::fromStdString(m.label + ": " + m.mask.name));
+    module_top += kModuleLineH;
+  }
   if (!color_by_) return;
   // The colour map's bar: round Angstrom values, the limits written at the ends.
   const Limits& range = settings_.color_range;
@@ -274,6 +333,11 @@ Json VolumeFigure::paint(QPainter& painter, QSize) {
   if (color_by_)
     g["color_by"] = {
         {"name", color_by_->name}, {"range", limits_json(settings_.color_range)}, {"map", ColorMap::rainbow().name()}};
+  if (!modules_.empty()) {
+    g["modules"] = Json::array();
+    for (const ModuleMask& m : modules_)
+      g["modules"].push_back({{"label", m.label}, {"mask", m.mask.name}, {"color", color_name(m.color)}});
+  }
   if (overlay_)
     g["overlay"] = {{"name", overlay_->name},
                     {"color", color_name(settings_.overlay.color)},

@@ -26,6 +26,15 @@
 ///   surface: the same with g the surface's grey level and the colour map's value
 ///            at the surface voxel (volume_render.hpp surface values); black off it
 /// The footer then holds a colour bar from lo to hi labelled in Angstrom.
+///
+/// Modules (--modules: a local refinement's or a simulation's modules.json):
+/// each module's mask tints the slices in the module's colour (module_color:
+/// Okabe & Ito's colour-blind-safe palette), as a mask overlay does (tint over
+/// [0, 1], opacity 0.45), in module order after the overlay; without --color-by
+/// the surface is coloured by module: at a surface voxel whose largest module
+/// mask is at least 0.5, each channel becomes round(c * g / 255) with c that
+/// module's colour and g the surface's grey level; elsewhere it stays grey. The
+/// footer lists the modules with their colours.
 #include <QColor>
 #include <QString>
 #include <array>
@@ -66,6 +75,21 @@ struct NamedVolume {
   std::string name;  ///< file name shown in the footer
 };
 
+/// One module of --modules: its mask (the volume's shape), colour and label.
+struct ModuleMask {
+  NamedVolume mask;
+  QColor color;
+  std::string label;  ///< "module 1" (modules.json's numbering)
+};
+
+/// The colour of the k-th module (from 0): Okabe & Ito's palette without black,
+/// orange first, then sky blue, green, yellow, blue, vermillion, purple, repeating.
+QColor module_color(int k);
+
+/// Per voxel, the index of the module whose mask is largest there when that
+/// mask is at least 0.5; NaN elsewhere.
+RealGrid module_labels(const std::vector<ModuleMask>& modules);
+
 class VolumeFigure : public Figure {
  public:
   /// The overlay and the colour map, when given, have the volume's shape (the caller checks).
@@ -76,6 +100,9 @@ class VolumeFigure : public Figure {
   const std::optional<NamedVolume>& overlay() const { return overlay_; }
   const std::optional<NamedVolume>& color_by() const { return color_by_; }
   const VolumeSettings& settings() const { return settings_; }
+  /// Shows these modules (each mask of the volume's shape; the caller checks).
+  void set_modules(std::vector<ModuleMask> modules);
+  const std::vector<ModuleMask>& modules() const { return modules_; }
   /// Changes the settings (the contrast limits and renderings are recomputed when needed).
   void set_settings(const VolumeSettings& s);
   /// The slice contrast's limits.
@@ -105,6 +132,8 @@ class VolumeFigure : public Figure {
   VolumeSettings settings_;
   Limits limits_;
   std::optional<NamedVolume> color_by_;
+  std::vector<ModuleMask> modules_;
+  RealGrid module_labels_;  ///< module_labels(modules_); empty without modules
   std::map<std::string, RealGrid> renderings_;       ///< cached "mip" / "surface" at the current view
   std::optional<SurfaceRendering> colored_surface_;  ///< cached surface with the colour map's values
 };
@@ -115,5 +144,9 @@ void apply_overlay(QImage& picture, const RealGrid& overlay_slice, const Overlay
 /// Multiplies a zoomed grey picture by the colours of `values` (same grid) under
 /// `range` as described above; NaN values make the pixel black.
 void apply_color_map(QImage& picture, const RealGrid& values, const Limits& range, double zoom);
+
+/// Multiplies a zoomed grey picture by colors[label] where `labels` (same grid)
+/// holds a module index; NaN labels leave the pixel grey.
+void apply_module_colors(QImage& picture, const RealGrid& labels, const std::vector<QColor>& colors, double zoom);
 
 }  // namespace tessera::viewer
