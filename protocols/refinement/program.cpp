@@ -14,6 +14,7 @@
 #include "tessera/particle_images.hpp"
 #include "tessera/run_files.hpp"
 #include "tessera/symmetry.hpp"
+#include "tessera/symmetry_relaxation.hpp"
 
 namespace tessera::protocol {
 namespace {
@@ -61,6 +62,25 @@ void declare_search(Schema& s, bool marginalize_by_default) {
 
 void declare_model(Schema& s) {
   s.add_string("symmetry", "Symmetry", {.default_value = "C1", .help = "C<n>, D<n>, T, O, I, I1-I4 (RELION)."});
+  s.add_choice("symmetry_relaxation", "Symmetry relaxation", {"none", "maximization", "marginalization"},
+               {.default_value = "none",
+                .help = "For a pseudo-symmetric particle: the symmetry only names each particle's mates (its pose "
+                        "composed with each symmetry operator) and the maps are reconstructed in C1. Every "
+                        "iteration scores each particle at its mates; maximization moves it to the best one, "
+                        "marginalization back-projects it at every mate weighted by the mates' posterior. Start "
+                        "from a symmetric refinement's particles and a C1 reconstruction at their poses "
+                        "(docs/symmetry_relaxation.md)."});
+  s.add_int("relaxation_extra_passes", "Extra final passes with relaxation",
+            {.default_value = 2, .min = 0, .max = 10,
+             .help = "Final passes added to --final-passes with symmetry relaxation (cryoSPARC's guide recommends "
+                     "extra passes: particles keep changing mate after the resolution has settled).",
+             .condition = "symmetry_relaxation != 'none'"});
+  s.add_float("relaxation_max_res_A", "Relaxation resolution",
+              {.default_value = 20.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "The mates are scored on frequencies up to this resolution (never beyond the alignment "
+                       "limit). The default is the GSFSC split's: finer frequencies differ between the half maps, "
+                       "and a particle's own noise in its half's map favours the mate it was inserted at.",
+               .level = Level::Advanced, .condition = "symmetry_relaxation != 'none'"});
   s.add_float("initial_lowpass_A", "Initial low-pass", {.default_value = 30.0, .min = 2.0, .unit = "A"});
   s.add_float("gsfsc_split_A", "GSFSC split resolution",
               {.default_value = 20.0, .min = 2.0, .unit = "A",
@@ -96,6 +116,34 @@ void declare_model(Schema& s) {
       .may_change_on_continue = true;
 }
 
+// Per-particle defocus refinement in the loop (LoopDefocusOptions, tessera/ctf_refine.hpp).
+void declare_ctf_refine(Schema& s) {
+  const std::string sec = "CTF refinement";
+  s.add_bool("ctf_refine_defocus", "Refine per-particle defocus",
+             {.default_value = false,
+              .help = "In local-search iterations that start from the start resolution or better, search each "
+                      "particle's defocus (one offset on U and V) at its new pose against its own half's "
+                      "reference before it is inserted; written back as rlnDefocusU/V.",
+              .section = sec});
+  s.add_float("defocus_range_A", "Defocus search range",
+              {.default_value = 1000.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Offsets from -range to +range are searched in every such iteration.", .section = sec,
+               .condition = "ctf_refine_defocus"});
+  s.add_float("defocus_step_A", "Defocus search step",
+              {.default_value = 50.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Grid step; the best grid offset is refined by golden section to 1 A.", .section = sec,
+               .condition = "ctf_refine_defocus"});
+  s.add_float("ctf_refine_start_res_A", "Start resolution",
+              {.default_value = 8.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Refine defocus once the resolution is this or better: a 300 A error shifts the CTF's "
+                       "phase by 0.3 rad at 8 A, and the map must hold that detail.",
+               .section = sec, .level = Level::Advanced, .condition = "ctf_refine_defocus"});
+  s.add_float("ctf_refine_min_res_A", "Lowest resolution scored",
+              {.default_value = 20.0, .min = 0.0, .min_exclusive = true, .unit = "A",
+               .help = "Coarser frequencies are left out of the defocus score; the finest is the alignment limit.",
+               .section = sec, .level = Level::Advanced, .condition = "ctf_refine_defocus"});
+}
+
 }  // namespace
 
 Schema refinement_schema(const RefinementProgram& p) {
@@ -115,6 +163,7 @@ Schema refinement_schema(const RefinementProgram& p) {
                .required = false});
   declare_model(s);
   declare_search(s, p.marginalize_by_default);
+  declare_ctf_refine(s);
   declare_refine_outputs(s);
   if (p.declare) p.declare(s);
   return s;
@@ -127,6 +176,9 @@ RefineOptions refine_options(const Values& v, int box, double pixel_A) {
   o.threads = v.run().threads;
   o.seed = static_cast<std::uint64_t>(v.run().seed);
   o.symmetry = load_symmetry(v, "symmetry").matrices();
+  o.symmetry_relaxation = parse_symmetry_relaxation(v.get<std::string>("symmetry_relaxation"));
+  if (o.symmetry_relaxation != SymmetryRelaxation::None && o.symmetry.size() < 2)
+    throw InputError("--symmetry-relaxation: needs a --symmetry other than C1 (its operators name the mates)");
   o.initial_lowpass_A = v.get<double>("initial_lowpass_A");
   o.gsfsc_split_A = v.get<double>("gsfsc_split_A");
   o.max_align_res_A = v.get_optional<double>("max_align_res_A");
@@ -141,6 +193,10 @@ RefineOptions refine_options(const Values& v, int box, double pixel_A) {
   o.mask_start_res_A = v.input_optional("mask") ? 0.0 : v.get<double>("mask_start_res_A");
   o.global_iterations = v.get<int>("global_iterations");
   o.final_passes = v.get<int>("final_passes");
+  if (o.symmetry_relaxation != SymmetryRelaxation::None) {
+    o.final_passes += v.get<int>("relaxation_extra_passes");
+    o.relaxation_max_res_A = v.get<double>("relaxation_max_res_A");
+  }
   o.patience = v.get<int>("patience");
   o.max_iterations = v.get<int>("max_iterations");
   if (v.get<bool>("minibatch")) {
@@ -154,6 +210,13 @@ RefineOptions refine_options(const Values& v, int box, double pixel_A) {
   o.global.coarse_shift_step_px = std::max(2.0, box / 32.0);
   o.local.final_step_deg = v.get<double>("local_final_step_deg");
   o.global.marginalize = o.local.marginalize = v.get<bool>("marginalize");
+  if (v.get<bool>("ctf_refine_defocus")) {
+    o.defocus.emplace();
+    o.defocus->search.range_A = v.get<double>("defocus_range_A");
+    o.defocus->search.step_A = v.get<double>("defocus_step_A");
+    o.defocus->start_res_A = v.get<double>("ctf_refine_start_res_A");
+    o.defocus->min_res_A = v.get<double>("ctf_refine_min_res_A");
+  }
   return o;
 }
 

@@ -29,6 +29,8 @@ IterationStats stats_from(const nlohmann::json& j) {
   s.wall_s = j.at(key::wall_s);
   if (j.contains(key::local_resolution_quantiles_A))
     s.local_resolution_quantiles_A = j.at(key::local_resolution_quantiles_A).get<std::vector<double>>();
+  if (j.contains(key::symmetry_mate_changed_fraction) && !j.at(key::symmetry_mate_changed_fraction).is_null())
+    s.mate_change_fraction = j.at(key::symmetry_mate_changed_fraction).get<double>();
   return s;
 }
 
@@ -44,7 +46,9 @@ nlohmann::ordered_json iteration_json(const IterationStats& s) {
           {key::mean_shift_change_px, s.mean_shift_change_px},
           {key::mean_scale, s.mean_scale},
           {key::wall_s, s.wall_s},
-          {key::local_resolution_quantiles_A, s.local_resolution_quantiles_A}};
+          {key::local_resolution_quantiles_A, s.local_resolution_quantiles_A},
+          {key::symmetry_mate_changed_fraction,
+           s.mate_change_fraction ? nlohmann::ordered_json(*s.mate_change_fraction) : nlohmann::ordered_json()}};
 }
 
 // Each iteration's state is one folder, state/iter_NNN, written completely before the

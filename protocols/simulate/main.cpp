@@ -123,6 +123,12 @@ tp::Schema make_schema() {
   s.add_float("astigmatism_max_A", "Maximum astigmatism",
               {.default_value = 0.0, .min = 0.0, .unit = "A", .help = "dU - dV, uniform in [0, max].",
                .section = "CTF", .condition = "ctf"});
+  s.add_float("defocus_error_sigma_A", "Per-particle defocus error",
+              {.default_value = 0.0, .min = 0.0, .unit = "A",
+               .help = "Each image is made with its micrograph's defocus (U and V) plus an error ~ N(0, sigma), "
+                       "while particles.star keeps the micrograph's (wrong) values, as a CTF estimated per "
+                       "micrograph is; particles_truth.star holds the true ones (for testing CTF refinement).",
+               .section = "CTF", .condition = "ctf"});
   s.add_int("particles_per_micrograph", "Particles per micrograph",
             {.default_value = 100, .min = 1, .help = "Particles sharing one defocus.", .section = "CTF"});
   s.add_float("voltage_kV", "Voltage", {.default_value = 300.0, .min = 1.0, .unit = "kV", .section = "CTF"});
@@ -147,6 +153,9 @@ tp::Schema make_schema() {
   add_disorder_schema(s);
   s.add_output("particles_star", tp::OutputKind::ParticlesStar, "Particles (STAR)");
   s.add_output("particles_sqlite", tp::OutputKind::ParticlesSqlite, "Particles (Scipion)");
+  s.add_output("particles_truth", tp::OutputKind::ParticlesStar, "Particles with the true CTF (STAR)",
+               {.help = "The particles with the defocus their images were made with (with --defocus-error-sigma-A).",
+                .optional = true});
   s.add_output("truth", tp::OutputKind::Volume, "Ground-truth map");
   s.add_output("truth_mask", tp::OutputKind::Mask, "Mask of the map");
   s.add_output("modules", tp::OutputKind::Table, "Modules", {.help = "Per-module volumes, masks and poses (JSON).",
@@ -288,6 +297,7 @@ SimulationOptions simulation_options(const tp::Values& v, double voxel_A) {
     o.defocus_min_A = v.get<double>("defocus_min_A");
     o.defocus_max_A = v.get<double>("defocus_max_A");
     o.astigmatism_max_A = v.get<double>("astigmatism_max_A");
+    o.defocus_error_sigma_A = v.get<double>("defocus_error_sigma_A");
     if (o.defocus_max_A < o.defocus_min_A)
       throw InputError(fmt::format("--defocus-max-A ({}) is below --defocus-min-A ({})", o.defocus_max_A,
                                    o.defocus_min_A));
@@ -378,6 +388,13 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   }
   ParticleSet set = particle_set(sim, particles);
   set.base_dir = ctx.out_dir();
+  if (sim.options().defocus_error_sigma_A > 0) {  // the truth apart; particles.star gets the micrographs' defoci
+    tp::save_particles(ctx, set, "particles_truth", "particles_truth", "");
+    for (std::size_t i = 0; i < sims.size(); ++i) {
+      set.particles[i].defocus_u_A -= sims[i].defocus_error_A;
+      set.particles[i].defocus_v_A -= sims[i].defocus_error_A;
+    }
+  }
   tp::save_particles(ctx, set, "particles", "particles_star", "particles_sqlite");
 
   tp::save_volume(ctx, "truth", "truth.mrc", truth.map, vols.voxel_A);

@@ -234,6 +234,7 @@ inline Args valid_args(const std::string& program, const Valid& ok) {
             "1"};
   if (program == "consensus_ctf") return {"--ctf-A", ok.star.string(), "--ctf-B", ok.sqlite.string()};
   if (program == "consensus_poses") return {"--particles", ok.star.string(), "--particles-B", ok.sqlite.string()};
+  if (program == "ctf_refine") return {"--particles", ok.star.string(), "--map", ok.truth.string()};
   // validate_fsc, local_resolution
   return {"--half-map-A", ok.half_a.string(), "--half-map-B", ok.half_b.string(), "--mask", ok.mask.string()};
 }
@@ -312,5 +313,6 @@ inline Row with_disorder(Row row) {
 // The rows of the consensus programs (test_bad_inputs_consensus.cpp).
 std::vector<Row> consensus_ctf_rows();
 std::vector<Row> consensus_poses_rows();
+std::vector<Row> ctf_refine_rows();
 
 }  // namespace bad_input

@@ -120,6 +120,7 @@ std::vector<Row> refine_rows() {
       option("refine_homo_window_inner_above_outer", r, {"--window-outer-frac", "0.5", "--window-inner-frac", "0.9"}),
       option("refine_homo_window_outer_zero", r, {"--window-outer-frac", "0"}),
       option("refine_homo_initial_lowpass_coarser_than_box", r, {"--initial-lowpass-A", "1000"}),
+      option("refine_homo_symmetry_relaxation_in_c1", r, {"--symmetry-relaxation", "maximization"}),
       option("refine_homo_continue_without_a_run", r, {"--continue", "true"}),
       bad_file("refine_homo_mask_above_one", r, "--mask", "mask2.mrc", volume(constant(2))),
       bad_file("refine_homo_all_zero_reference", r, ref, "zero.mrc", volume(constant(0))),
@@ -219,7 +220,7 @@ std::vector<Row> validate_rows() {
 std::vector<Row> all_rows() {
   std::vector<Row> rows;
   for (auto make : {simulate_rows, reconstruct_rows, refine_rows, subtract_rows, validate_rows, consensus_ctf_rows,
-                    consensus_poses_rows})
+                    consensus_poses_rows, ctf_refine_rows})
     for (Row& r : make()) rows.push_back(std::move(r));
   return rows;
 }

@@ -21,7 +21,8 @@ namespace {
 const std::vector<std::pair<std::string, std::string>>& kinds() {
   static const std::vector<std::pair<std::string, std::string>> k{{"consensus_classes.json", "Class consensus"},
                                                                   {"pose_consensus.json", "Pose consensus"},
-                                                                  {"ctf_consensus.json", "CTF consensus"}};
+                                                                  {"ctf_consensus.json", "CTF consensus"},
+                                                                  {"defocus_change.json", "Defocus change"}};
   return k;
 }
 
@@ -135,8 +136,8 @@ fs::path summary_in(const fs::path& folder) {
   if (found.size() == 1) return found.front();
   if (found.empty())
     throw InputError(
-        fmt::format("{}: no consensus_classes.json, pose_consensus.json or ctf_consensus.json "
-                    "(not a tessera_consensus_* run folder)",
+        fmt::format("{}: no consensus_classes.json, pose_consensus.json, ctf_consensus.json or "
+                    "defocus_change.json (not a tessera_consensus_* or tessera_ctf_refine run folder)",
                     folder.string()));
   throw InputError(fmt::format("{}: holds {} and {}: give the summary to show", folder.string(),
                                found[0].filename().string(), found[1].filename().string()));

@@ -8,6 +8,8 @@
 ///                            view-direction and shift distances)
 ///   ctf_consensus.json      (tessera_consensus_ctf: histograms of defocus and
 ///                            astigmatism differences and of the consensus resolution)
+///   defocus_change.json     (tessera_ctf_refine: histograms of the defocus change per
+///                            particle and per micrograph, a heat map of each micrograph's)
 ///   "figures": {"histograms": [{"name", "label", "unit", "edges": [bins + 1],
 ///                               "counts": [bins], "threshold": t or null,
 ///                               "median", "mean" (null when count is 0), "count"}, ...],

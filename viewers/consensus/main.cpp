@@ -29,9 +29,10 @@ int main(int argc, char** argv) {
       "The figures of a consensus run: histograms (pose_consensus.json: angular, view and shift distances; "
       "ctf_consensus.json: defocus and astigmatism differences, consensus resolution) with their thresholds and "
       "medians, and heat maps (consensus_classes.json: the Jaccard similarity between two classifications' "
-      "classes), from the summary's \"figures\" block.";
+      "classes; defocus_change.json of tessera_ctf_refine: the defocus change per particle and per micrograph), "
+      "from the summary's \"figures\" block.";
   spec.positional = "run";
-  spec.positional_help = "The run folder of tessera_consensus_classes, _poses or _ctf (or its JSON summary).";
+  spec.positional_help = "The run folder of tessera_consensus_classes, _poses, _ctf or tessera_ctf_refine (or its JSON summary).";
   spec.make_figure = make_figure;
   spec.make_window = [](Figure& f) -> std::unique_ptr<ViewerWindow> {
     const ConsensusFigures& d = static_cast<ConsensusFigure&>(f).data();

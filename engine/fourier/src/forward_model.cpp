@@ -30,10 +30,25 @@ ModelPose model_pose(const ProjectionPose& pose, double pixel_A) {
   return ModelPose{euler_to_matrix(pose.angles), pose.origin_x_A / pixel_A, pose.origin_y_A / pixel_A};
 }
 
-RealGrid model_ctf(const Particle& p, const OpticsGroup& g, int box) {
+namespace {
+
+CtfParams model_ctf_params(const Particle& p, const OpticsGroup& g) {
   CtfParams c = CtfParams::of(p, g);
   c.scale = 1;  // the contrast is the model's separate scale
-  return ctf_image(c, box, box, g.pixel_A);
+  return c;
+}
+
+}  // namespace
+
+RealGrid model_ctf(const Particle& p, const OpticsGroup& g, int box) {
+  return ctf_image(model_ctf_params(p, g), box, box, g.pixel_A);
+}
+
+void model_ctf_points(const Particle& p, const OpticsGroup& g, const FourierDisk& disk, std::vector<float>& out) {
+  const Ctf ctf(model_ctf_params(p, g));
+  const double span_A = disk.box * g.pixel_A;  // ctf_image's frequencies: index / (N pixel)
+  out.resize(disk.size());
+  for (std::size_t j = 0; j < disk.size(); ++j) out[j] = ctf(double(disk.kx[j]) / span_A, double(disk.ky[j]) / span_A);
 }
 
 cfloat origin_phase(double kx, double ky, int box, double origin_x_px, double origin_y_px) {

@@ -17,6 +17,7 @@ namespace {
 // Independent streams for the per-micrograph and per-particle draws.
 constexpr std::uint64_t kMicrographStream = 0x6d6963726f677261ULL;
 constexpr std::uint64_t kDisorderStream = 0x646973726f646572ULL;
+constexpr std::uint64_t kDefocusErrorStream = 0x6466657272ULL;
 
 Mat3 random_small_rotation(Rng& rng, double sigma_deg) {
   if (sigma_deg <= 0) return identity3();
@@ -115,6 +116,12 @@ SimulatedParticle Simulator::draw(long index) const {
         p.defocus_angle_deg = given->defocus_angle_deg;
         p.phase_shift_deg = given->phase_shift_deg;
       }
+    }
+    if (opt_.defocus_error_sigma_A > 0) {
+      Rng erng = item_rng(opt_.seed ^ kDefocusErrorStream, static_cast<std::uint64_t>(index));
+      sp.defocus_error_A = opt_.defocus_error_sigma_A * normal01(erng);
+      p.defocus_u_A += sp.defocus_error_A;
+      p.defocus_v_A += sp.defocus_error_A;
     }
   }
   Rng rng = item_rng(opt_.seed, static_cast<std::uint64_t>(index));

@@ -10,6 +10,7 @@
 
 #include "refine_internal.hpp"
 #include "tessera/alignment.hpp"
+#include "tessera/ctf_refine.hpp"
 #include "tessera/ctf.hpp"
 #include "tessera/error.hpp"
 #include "tessera/fft.hpp"
@@ -18,6 +19,7 @@
 #include "tessera/mask.hpp"
 #include "tessera/particle_images.hpp"
 #include "tessera/random.hpp"
+#include "tessera/symmetry_relaxation.hpp"
 
 namespace tessera {
 
@@ -84,12 +86,16 @@ struct Prepared {
   double pixel_A = 0, kmax_px = 0;
   std::vector<double> inv_sigma2;
   FourierDisk full;  // every frequency up to box/2 - 1, for scale and residuals
+  FourierDisk mates;  // with symmetry relaxation: the frequencies the mates are scored on
   std::unique_ptr<Projector> projector[2];
   std::unique_ptr<PoseSearch> search[2];
 
   Prepared(const RefineState& st, const RefineOptions& o, const IterationContext& c, const SearchFactory& factory)
       : box(c.box), pixel_A(c.pixel_A), kmax_px(c.kmax_px), inv_sigma2(c.inv_sigma2),
-        full(FourierDisk::make(c.box, c.box / 2.0 - 1)) {
+        full(FourierDisk::make(c.box, c.box / 2.0 - 1)),
+        // at least shell 2, however coarse the relaxation's resolution (a small box)
+        mates(FourierDisk::make(c.box,
+                                std::min(c.kmax_px, std::max(2.0, c.box * c.pixel_A / o.relaxation_max_res_A)))) {
     const std::array<RealGrid, 2> refs = references(st, o, c.pixel_A);
     for (int h = 0; h < 2; ++h) {
       projector[h] = std::make_unique<Projector>(refs[h]);
@@ -155,13 +161,19 @@ class HomogeneousStep final : public ParticleStep {
     if (!local_) local_ = [this](const IterationContext&) { return make_local_search(o_.local); };
   }
 
-  // Outcome: rotation change, shift change, scale, then the pose (rot, tilt, psi, origin x, y in A).
-  int outcome_size() const override { return 8; }
+  // Outcome: rotation change, shift change, scale, then the pose (rot, tilt, psi, origin x, y in A),
+  // then the defocus offset (A; NaN when not refined), then with symmetry relaxation the posterior of
+  // the mate taken (NaN without).
+  int outcome_size() const override { return 10; }
 
   void prepare(const RefineState& st, const IterationContext& c) override {
     refs_.reset();
     refs_ = std::make_unique<Prepared>(st, o_, c, c.global ? global_ : local_);
     ensure_readers(c);
+    mate_column_ = st.particles.particle_extra_index(kMatePosteriorLabel);
+    defocus_disk_.reset();
+    if (o_.defocus && !c.global && c.resolution_A <= o_.defocus->start_res_A)
+      defocus_disk_ = FourierDisk::make(c.box, c.kmax_px, std::max(1.0, c.box * c.pixel_A / o_.defocus->min_res_A));
   }
 
   void release() override { refs_.reset(); }
@@ -171,7 +183,7 @@ class HomogeneousStep final : public ParticleStep {
     const Prepared& s = *refs_;
     for (std::size_t k = 0; k < batch.size(); ++k) {
       const Particle& p = set.particles[static_cast<std::size_t>(batch[k])];
-      const RealGrid ctf = model_ctf(p, set.optics_of(p), s.box);
+      RealGrid ctf = model_ctf(p, set.optics_of(p), s.box);
       const ComplexGrid* image = &readers_[thread].transform(set, p);
       if (hooks_.remove_signal) {
         adjusted_[thread] = *image;
@@ -187,6 +199,8 @@ class HomogeneousStep final : public ParticleStep {
         }
       PoseEstimate e;
       s.search[p.half_set - 1]->search_batch({&in, 1}, {&e, 1});
+      const double mate_posterior_taken = relax_symmetry(in, e, p.half_set);
+      const double defocus_offset = refine_defocus_at(set, batch[k], thread, e, ctf);
       const std::vector<cfloat> m = s.model(ctf, e, p.half_set);
       const double a = o_.minimize_scale ? s.least_squares_scale(f, m, s.kmax_px).value_or(p.scale) : p.scale;
       add_residual(s, f, m, a, acc);
@@ -203,6 +217,8 @@ class HomogeneousStep final : public ParticleStep {
       const Euler angles = matrix_to_euler(e.rotation);
       out[3] = angles.rot, out[4] = angles.tilt, out[5] = angles.psi;
       out[6] = e.origin_x_px * s.pixel_A, out[7] = e.origin_y_px * s.pixel_A;
+      out[8] = defocus_offset;
+      out[9] = mate_posterior_taken;
     }
   }
 
@@ -213,6 +229,9 @@ class HomogeneousStep final : public ParticleStep {
     pose.origin_y_A = out[7];
     p.pose = pose;
     p.scale = out[2];
+    if (!std::isnan(out[8])) p.defocus_u_A += out[8], p.defocus_v_A += out[8];
+    if (mate_column_ >= 0 && !std::isnan(out[9]))
+      p.extra[static_cast<std::size_t>(mate_column_)] = fmt::format("{:.4f}", out[9]);
   }
 
   // The reference's greyscale against the particles (start_refinement).
@@ -246,14 +265,52 @@ class HomogeneousStep final : public ParticleStep {
   }
 
  private:
-  // One image reader per thread, windowed.
+  // In an iteration that refines defocus: the particle's best defocus offset at pose e against its
+  // half's reference (ctf_refine.hpp), with `ctf` remade at the new defocus; else NaN. Scored on the
+  // unwindowed image (less hooks_.remove_signal's signal): the window cuts the signal that the CTF
+  // delocalizes and biases the defocus (docs/ctf_refine.md).
+  double refine_defocus_at(const ParticleSet& set, long index, int thread, const PoseEstimate& e, RealGrid& ctf) {
+    if (!defocus_disk_) return std::numeric_limits<double>::quiet_NaN();
+    const Prepared& s = *refs_;
+    const Particle& p = set.particles[static_cast<std::size_t>(index)];
+    const OpticsGroup& g = set.optics_of(p);
+    ComplexGrid adjusted;
+    const ComplexGrid* f = &plain_readers_[static_cast<std::size_t>(thread)].transform(set, p);
+    if (hooks_.remove_signal) {
+      adjusted = *f;
+      hooks_.remove_signal(p, index, ctf, adjusted);
+      f = &adjusted;
+    }
+    DefocusScorer scorer(*f, p, g, *s.projector[p.half_set - 1], as_model(e), *defocus_disk_, s.inv_sigma2,
+                         std::nullopt);
+    const DefocusFit fit = search_defocus_offset([&](double d) { return scorer.score(d); }, o_.defocus->search);
+    Particle moved = p;
+    moved.defocus_u_A += fit.offset_A;
+    moved.defocus_v_A += fit.offset_A;
+    ctf = model_ctf(moved, g, s.box);
+    return fit.offset_A;
+  }
+
+  // With symmetry relaxation: moves the search's result e to the particle's best symmetry mate (its
+  // posterior to the mates' poses, symmetry_relaxation.hpp) and returns that mate's posterior; else NaN.
+  double relax_symmetry(const ParticleInput& in, PoseEstimate& e, int half_set) const {
+    if (o_.symmetry_relaxation == SymmetryRelaxation::None) return std::numeric_limits<double>::quiet_NaN();
+    const Prepared& s = *refs_;
+    const std::vector<double> p =
+        mate_posterior(in, e, o_.symmetry, {*s.projector[half_set - 1], s.inv_sigma2, s.mates});
+    return p[static_cast<std::size_t>(relax_to_mates(e, p, o_.symmetry, o_.symmetry_relaxation))];
+  }
+
+  // One image reader per thread, windowed, and one unwindowed for the defocus.
   void ensure_readers(const IterationContext& c) {
     if (static_cast<int>(readers_.size()) == c.threads) return;
     readers_.clear();
+    plain_readers_.clear();
     adjusted_.assign(static_cast<std::size_t>(c.threads), ComplexGrid());
     for (int t = 0; t < c.threads; ++t) {
       readers_.emplace_back(c.box);
       readers_.back().set_window(o_.window_inner_frac * c.box / 2.0, o_.window_outer_frac * c.box / 2.0);
+      plain_readers_.emplace_back(c.box);
     }
   }
 
@@ -273,8 +330,11 @@ class HomogeneousStep final : public ParticleStep {
   SearchFactory global_, local_;
   StepHooks hooks_;
   std::unique_ptr<Prepared> refs_;
+  int mate_column_ = -1;  // the particles' kMatePosteriorLabel column; -1 without symmetry relaxation
+  std::optional<FourierDisk> defocus_disk_;  // this iteration refines defocus on these frequencies
   std::vector<ComplexGrid> adjusted_;  // per thread: the image with hooks_.remove_signal's signal taken out
   std::vector<ParticleImageReader> readers_;
+  std::vector<ParticleImageReader> plain_readers_;  // unwindowed, for refine_defocus_at
 };
 
 }  // namespace

@@ -131,16 +131,23 @@ std::vector<double> process_share(ParticleStep& step, const RefineState& st, con
 struct Changes {
   double angle_deg = 0, shift_px = 0, scale = 0;
   long moved = 0, aligned = 0;
+  long mate_changes = 0;  // with symmetry relaxation: particles now nearer another mate of their previous pose
 };
 
 // Applies the outcomes (all ranks', in particle order) to the particles and sums the changes.
 Changes apply_outcomes(const ParticleStep& step, RefineState& st, const std::vector<long>& which,
-                       const std::vector<double>& all) {
+                       const std::vector<double>& all, const RefineOptions& o) {
   const std::size_t size = static_cast<std::size_t>(step.outcome_size());
+  const bool relaxed = o.symmetry_relaxation != SymmetryRelaxation::None;
   Changes ch;
   for (std::size_t k = 0; k < which.size(); ++k) {
     const std::span<const double> out(all.data() + k * size, size);
-    step.apply(out, st.particles.particles[static_cast<std::size_t>(which[k])]);
+    Particle& p = st.particles.particles[static_cast<std::size_t>(which[k])];
+    const std::optional<ProjectionPose> before = p.pose;
+    step.apply(out, p);
+    if (relaxed && before && p.pose &&
+        nearest_mate(euler_to_matrix(before->angles), euler_to_matrix(p.pose->angles), o.symmetry) != 0)
+      ++ch.mate_changes;
     if (!std::isnan(out[0])) ch.angle_deg += out[0], ch.shift_px += out[1];
     ch.scale += out[2];
     ++ch.aligned;
@@ -174,8 +181,11 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   const bool last_expected = st.final_passes_left == 1 || t >= o.max_iterations;
   const std::optional<double> limit = last_expected ? std::nullopt : reconstruction_band_limit(c.kmax_px, box);
   const int folds = reg.folds_per_half();
+  // With symmetry relaxation the symmetry names the particles' mates; the maps are in C1.
+  const std::vector<Mat3> imposed =
+      o.symmetry_relaxation == SymmetryRelaxation::None ? o.symmetry : std::vector<Mat3>();
   auto acc = std::make_unique<Accumulator>(
-      box, o.symmetry, st.noise_power,
+      box, imposed, st.noise_power,
       folds > 1 ? cross_validation_folds(st.particles, folds) : std::vector<int>(), folds, limit);
   std::vector<double> mine;
   std::exception_ptr failure;
@@ -189,12 +199,12 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   agree_on_failure(comm, failure);
   acc->reduce(comm);
   st.noise_power = acc->noise_power(st.noise_power);
-  const Changes ch = apply_outcomes(step, st, which, comm.gather_all(mine));
+  const Changes ch = apply_outcomes(step, st, which, comm.gather_all(mine), o);
   const double m = normalize_scales(st);
   // The leader's new maps from the accumulator, band-limited or not.
   auto regularize = [&](std::optional<double> band_limit_px) {
     if (!comm.leader()) return;
-    const RegularizerContext rc{st.mask,    pixel_A,       st.resolution_A, t, o.symmetry, c.threads, band_limit_px,
+    const RegularizerContext rc{st.mask,    pixel_A,       st.resolution_A, t, imposed, c.threads, band_limit_px,
                                 acc->folds_a(), acc->folds_b()};
     HalfSetReconstruction r = reg.reconstruct(acc->a(), acc->b(), rc);
     st.local_cutoff_px = std::move(r.local_cutoff_px);
@@ -231,6 +241,7 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   is.mean_angle_change_deg = ch.angle_deg / moved;
   is.mean_shift_change_px = ch.shift_px / moved;
   is.mean_scale = ch.scale / moved;
+  if (o.symmetry_relaxation != SymmetryRelaxation::None) is.mate_change_fraction = double(ch.mate_changes) / moved;
   if (!st.local_cutoff_px.empty())
     is.local_resolution_quantiles_A = local_resolution_quantiles_A(st.local_cutoff_px, st.mask, pixel_A);
   is.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -240,6 +251,8 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
                        "mean change {:.2f} deg {:.2f} px, mean scale {:.3f}, {:.1f} s",
                        t, global ? "global" : "local", is.aligned, is.align_res_A, is.resolution_A,
                        is.mean_angle_change_deg, is.mean_shift_change_px, is.mean_scale, is.wall_s));
+  if (cb.log && is.mate_change_fraction)
+    cb.log(fmt::format("  symmetry relaxation: {:.1f}% of the particles changed mate", 100 * *is.mate_change_fraction));
   if (cb.log && !is.local_resolution_quantiles_A.empty()) {
     const auto& q = is.local_resolution_quantiles_A;
     cb.log(fmt::format("  local resolution inside the mask (A): 5% {:.2f}, 25% {:.2f}, median {:.2f}, 75% {:.2f}, "
@@ -251,6 +264,22 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
 }  // namespace
 
 std::unique_ptr<Regularizer> make_fsc_regularizer() { return std::make_unique<FscRegularizer>(); }
+
+namespace {
+
+// The column in which the step writes each particle's mate posterior (every rank adds it alike),
+// holding the prior, 1 / order, until the particle is scored (a mini-batch leaves some unscored).
+void add_mate_posterior_column(ParticleSet& set, std::size_t order) {
+  if (set.particle_extra_index(kMatePosteriorLabel) >= 0) return;
+  set.particle_extra_labels.push_back(kMatePosteriorLabel);
+  const std::string prior = fmt::format("{:.4f}", 1.0 / double(order));
+  for (Particle& p : set.particles) {
+    p.extra.resize(set.particle_extra_labels.size() - 1);
+    p.extra.push_back(prior);
+  }
+}
+
+}  // namespace
 
 std::vector<int> cross_validation_folds(const ParticleSet& set, int folds) {
   if (folds < 1) throw std::invalid_argument("cross_validation_folds: folds must be at least 1");
@@ -353,6 +382,7 @@ void run_refinement(RefineState& st, double pixel_A, const RefineOptions& o, con
   if (!comm) comm = (own_comm = make_serial_communicator()).get();
   RefineCallbacks cb = callbacks;
   if (!comm->leader()) cb = {};
+  if (o.symmetry_relaxation != SymmetryRelaxation::None) add_mate_posterior_column(st.particles, o.symmetry.size());
   while (!st.done) {
     run_iteration(st, pixel_A, o, *step, *reg, *comm, cb);
     if (cb.iteration_done) cb.iteration_done(st);

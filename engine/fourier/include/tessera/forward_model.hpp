@@ -41,6 +41,10 @@ ModelPose model_pose(const ProjectionPose& pose, double pixel_A);
 /// image of g.pixel_A Angstrom per pixel: the `ctf` argument of the model.
 RealGrid model_ctf(const Particle& p, const OpticsGroup& g, int box);
 
+/// The same CTF at the points of a FourierDisk (alignment.hpp): out[j] equals
+/// model_ctf(p, g, disk.box)[disk.index[j]] (out is resized to disk.size()).
+void model_ctf_points(const Particle& p, const OpticsGroup& g, const FourierDisk& disk, std::vector<float>& out);
+
 /// The phase factor at frequency (kx, ky) (signed, pixels of a box of `box`)
 /// that shifts the projection by the pose's origin (RELION convention):
 /// exp(+2 pi i (kx origin_x_px + ky origin_y_px) / box), i.e. the content

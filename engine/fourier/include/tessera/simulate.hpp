@@ -125,6 +125,10 @@ struct SimulationOptions {
   bool apply_ctf = true;
   double defocus_min_A = 10000, defocus_max_A = 25000, astigmatism_max_A = 0;
   long particles_per_micrograph = 100;
+  // Per-particle defocus error: each particle's image is made with its
+  // micrograph's defocus U and V plus e ~ N(0, sigma) (the same e on both),
+  // drawn from a stream of its own for (seed, index); 0: none.
+  double defocus_error_sigma_A = 0;
   // Per-particle contrast scale: 1 + sigma * N(0, 1), floored at 0.05.
   double scale_sigma = 0;
   // Origins: each of x, y ~ N(0, sigma) in Angstrom.
@@ -152,6 +156,10 @@ struct SimulationOptions {
 struct SimulatedParticle {
   Particle particle;                      ///< true pose, CTF, scale, half set
   std::vector<ProjectionPose> module_poses;  ///< per module, see header comment
+  /// The defocus error e (SimulationOptions::defocus_error_sigma_A): particle
+  /// holds the true defocus; its micrograph's, what a per-micrograph CTF
+  /// estimate would say, is defocus U - e, V - e.
+  double defocus_error_A = 0;
 };
 
 class Simulator {

@@ -44,11 +44,13 @@
 #include <vector>
 
 #include "tessera/communicator.hpp"
+#include "tessera/ctf_refine.hpp"
 #include "tessera/grid.hpp"
 #include "tessera/particles.hpp"
 #include "tessera/pose_search.hpp"
 #include "tessera/projector.hpp"
 #include "tessera/reconstruct_set.hpp"
+#include "tessera/symmetry_relaxation.hpp"
 
 namespace tessera {
 
@@ -56,6 +58,12 @@ struct RefineOptions {
   int threads = 1;
   std::uint64_t seed = 1;
   std::vector<Mat3> symmetry;          ///< empty: C1
+  /// None: the symmetry is imposed on the maps. Otherwise it only names each
+  /// particle's mates, and the maps are reconstructed in C1 (symmetry_relaxation.hpp).
+  SymmetryRelaxation symmetry_relaxation = SymmetryRelaxation::None;
+  /// Relaxation scores the mates on frequencies up to this resolution (never beyond the
+  /// alignment limit); symmetry_relaxation.hpp says why the default is the GSFSC split's.
+  double relaxation_max_res_A = 20;
   double initial_lowpass_A = 30;
   double gsfsc_split_A = 20;           ///< coarser frequencies are shared by the halves
   std::optional<double> max_align_res_A;
@@ -75,6 +83,8 @@ struct RefineOptions {
   long minibatch_size = 0;
   GlobalSearchOptions global;
   LocalSearchOptions local;
+  /// Per-particle defocus refinement in homogeneous refinement's step (ctf_refine.hpp); unset: none.
+  std::optional<LoopDefocusOptions> defocus;
 };
 
 struct IterationStats {
@@ -91,6 +101,9 @@ struct IterationStats {
   /// the local resolution (A) inside the mask (> 0.5), at the fractions
   /// kLocalResolutionQuantiles; empty otherwise.
   std::vector<double> local_resolution_quantiles_A;
+  /// With symmetry relaxation: the fraction of the aligned particles that
+  /// changed mate (nearest_mate of their previous pose is not 0); unset without.
+  std::optional<double> mate_change_fraction;
 };
 
 /// The fractions at which IterationStats::local_resolution_quantiles_A are taken.
