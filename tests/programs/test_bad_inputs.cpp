@@ -181,6 +181,12 @@ std::vector<Row> subtract_rows() {
       option("subtract_odd_new_box", s, {"--new-box-px", "23"}),
       option("subtract_lowpass_coarser_than_box", s, {"--lowpass-A", "1000"}),
       option("subtract_fit_radius_below_two_pixels", s, {"--fit-radius-A", "1"}),
+      option("subtract_gain_ratio_below_one", s, {"--gain-model", "linear", "--max-gain-ratio", "0.5"}),
+      option("subtract_pose_step_zero", s, {"--refine-removed-pose", "true", "--pose-shift-step-A", "0"}),
+      option("subtract_pose_step_above_range", s,
+             {"--refine-removed-pose", "true", "--pose-shift-step-A", "4", "--pose-shift-range-A", "2"}),
+      option("subtract_pose_angle_search_too_wide", s,
+             {"--refine-removed-pose", "true", "--pose-angle-step-deg", "5", "--pose-angle-steps", "3"}),
       bad_file(
           "subtract_params_file_missing", s, "--params", "none.json", [](const Maker&, const fs::path&) {}, "--params"),
       bad_file("subtract_nan_in_one_image", s, p, "nan.star", image(5, 30, 1, kNaN), "000005@nan.mrcs", After::Failed),

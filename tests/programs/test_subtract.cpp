@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -230,12 +231,14 @@ TEST(SubtractProgram, HalfMapsSubtractEachHalfSetWithItsOwn) {
     const RunResult r = test::run_program(tmp, "subtract", args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
   };
-  run("map", {"--map", (tmp / "map.mrc").string()});
+  // --envelope none: the exact split is compared, the envelope would trim the removed part.
+  run("map", {"--map", (tmp / "map.mrc").string(), "--envelope", "none"});
   // As they are: the FSC weighting (default) would also zero the corners beyond Nyquist, which this
   // exact comparison counts; fsc.hpp's WienerGains test checks the weighting.
   run("halves", {"--half-map-A", (tmp / "map.mrc").string(), "--half-map-B", (tmp / "map_x2.mrc").string(),
-                 "--half-map-weighting", "none"});
-  run("weighted", {"--half-map-A", (tmp / "map.mrc").string(), "--half-map-B", (tmp / "map_x2.mrc").string()});
+                 "--half-map-weighting", "none", "--envelope", "none"});
+  run("weighted", {"--half-map-A", (tmp / "map.mrc").string(), "--half-map-B", (tmp / "map_x2.mrc").string(),
+                   "--envelope", "none"});
   EXPECT_EQ(summary(tmp / "weighted").at("half_map_weighting"), "fsc");
   EXPECT_NEAR(summary(tmp / "weighted").at("half_map_fsc")[3].get<double>(), 1.0, 1e-6);  // proportional halves
 
@@ -260,6 +263,101 @@ TEST(SubtractProgram, HalfMapsSubtractEachHalfSetWithItsOwn) {
   EXPECT_NEAR(summary(tmp / "map").at("removed_signal_left_fraction").get<double>(), 0.0, 1e-6);
 }
 
+// Per band up to 20, 12, 8 and 6 A (shells 1 .. 96 A / d of the images'
+// transforms): sum |R_i - (X_i - Y_i)|^2 / sum |R_i|^2, as bench_subtract_chain.
+std::vector<double> removed_left_by_band(const Sim& s, const std::vector<RealGrid>& subtracted) {
+  const int n = s.images[0].nx(), hx = n / 2 + 1;
+  auto transform = [](RealGrid g) {
+    centre_to_corner(g, false);
+    return fft_2d(g);
+  };
+  std::vector<double> left(hx, 0.0), total(hx, 0.0);
+  for (std::size_t i = 0; i < subtracted.size(); ++i) {
+    const ComplexGrid t = transform(s.removed[i]), x = transform(s.images[i]), y = transform(subtracted[i]);
+    for (int ky = 0; ky < n; ++ky)
+      for (int kx = 0; kx < hx; ++kx) {
+        const auto k = static_cast<std::size_t>(std::lround(std::hypot(kx, fourier_index(ky, n))));
+        if (k >= static_cast<std::size_t>(hx)) continue;
+        const std::size_t j = static_cast<std::size_t>(ky) * hx + kx;
+        const double w = (kx == 0 || kx == n / 2) ? 1.0 : 2.0;
+        left[k] += w * std::norm(t[j] - (x[j] - y[j]));
+        total[k] += w * std::norm(t[j]);
+      }
+  }
+  std::vector<double> out;
+  for (double d : {20.0, 12.0, 8.0, 6.0}) {
+    double l = 0, tt = 0;
+    for (std::size_t k = 1; k <= static_cast<std::size_t>(n * kPixelA / d + 1e-9); ++k) l += left[k], tt += total[k];
+    out.push_back(l / tt);
+  }
+  return out;
+}
+
+// Half maps with noise all over the box (as a reconstruction's solvent) and
+// noise-free particles at their true poses: what is left is the maps' noise.
+// The automatic envelope keeps the solvent's noise out of what is subtracted;
+// the estimate's map-noise term (1 - FSC of the removed regions) is what is
+// left; subtraction.json and left_by_shell.json carry the estimate per band and
+// per shell, and tessera_view_fsc draws the latter.
+TEST(SubtractProgram, EnvelopeKeepsTheSolventNoiseOutAndTheEstimateFollowsIt) {
+  TempDir tmp;
+  const Halves h = split_phantom();
+  const Sim s = simulate(h.remove, h.keep, options(60, std::nullopt, true));
+  const fs::path particles = write_particles(s, tmp / "in", "particles", true);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> noise(0.0f, static_cast<float>(0.15 * max_abs(h.map)));
+  for (const char* name : {"half_A.mrc", "half_B.mrc"}) {
+    RealGrid m = h.map;
+    for (float& v : m.values()) v += noise(rng);
+    write_mrc(tmp / name, m, kPixelA);
+  }
+  write_mrc(tmp / "keep.mrc", h.keep_mask, kPixelA);
+  auto run = [&](const std::string& name, const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"--out",         (tmp / name).string(),         "--particles",
+                                  particles.string(), "--mask",                     (tmp / "keep.mrc").string(),
+                                  "--half-map-A",  (tmp / "half_A.mrc").string(), "--half-map-B",
+                                  (tmp / "half_B.mrc").string(), "--quiet"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const RunResult r = test::run_program(tmp, "subtract", args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return removed_left_by_band(s, read_subtracted(tmp / name));
+  };
+  const std::vector<double> none = run("none", {"--envelope", "none"}), envelope = run("auto", {});
+  const nlohmann::json j = summary(tmp / "auto");
+  EXPECT_EQ(j.at("envelope"), "auto");
+  EXPECT_EQ(summary(tmp / "none").at("envelope"), "none");
+  const auto& bands = j.at("removed_signal_left_by_band");
+  ASSERT_EQ(bands.size(), 4u);
+  for (std::size_t b = 0; b < bands.size(); ++b) {
+    for (const char* key : {"up_to_A", "share", "map_noise", "contrast", "pose", "systematic"})
+      ASSERT_TRUE(bands[b].contains(key)) << key;
+    ASSERT_TRUE(bands[b].at("map_noise").is_number());
+    const double est = bands[b].at("share").get<double>();
+    std::cout << "[ measured ] up to " << bands[b].at("up_to_A").get<double>() << " A: left " << 100 * none[b]
+              << "% without envelope, " << 100 * envelope[b] << "% with; estimated " << 100 * est << "% (map noise "
+              << 100 * bands[b].at("map_noise").get<double>() << "%)\n";
+    EXPECT_LT(envelope[b], 0.7 * none[b]) << b;
+    EXPECT_GT(est, envelope[b] / 1.5) << b;
+    EXPECT_LT(est, envelope[b] * 1.5) << b;
+  }
+
+  const nlohmann::json shells = nlohmann::json::parse(test::read_text(tmp / "auto" / "left_by_shell.json"));
+  EXPECT_EQ(shells.at("box"), 32);
+  EXPECT_DOUBLE_EQ(shells.at("voxel_A").get<double>(), kPixelA);
+  for (const char* curve : {"left_total", "left_map_noise", "left_contrast", "left_pose", "left_systematic"})
+    EXPECT_EQ(shells.at("curves").at(curve).size(), 17u) << curve;
+  const fs::path viewer = fs::path(TESSERA_BINARY_DIR) / "viewers" / "tessera_view_fsc";
+  if (fs::exists(viewer)) {
+    const fs::path png = tmp / "left.png";
+    const RunResult r = test::run_exe(tmp, viewer,
+                                      {(tmp / "auto" / "left_by_shell.json").string(), "--crossings", "none",
+                                       "--title", "removed signal left", "--export", png.string()},
+                                      "QT_QPA_PLATFORM=offscreen");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GT(fs::exists(png) ? fs::file_size(png) : 0, 1000u);
+  }
+}
+
 // Re-centred on the kept sphere's centre and cut to 24 px, each particle must
 // be the kept map the program wrote, projected at the pose it wrote.
 TEST(SubtractProgram, RecentredParticlesAreTheKeptMapAtTheirNewPoses) {
@@ -274,7 +372,7 @@ TEST(SubtractProgram, RecentredParticlesAreTheKeptMapAtTheirNewPoses) {
       test::run_program(tmp, "subtract",
                         {"--out", out.string(), "--particles", particles.string(), "--map", (tmp / "map.mrc").string(),
                          "--mask", (tmp / "keep.mrc").string(), "--ctf", "false", "--scale", "refinement", "--recentre",
-                         "--new-box-px", "24", "--quiet"});
+                         "--new-box-px", "24", "--envelope", "none", "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ParticleSet set;
   const std::vector<RealGrid> images = read_subtracted(out, &set);

@@ -34,11 +34,12 @@ MapRegions split(const RealGrid& map, const RealGrid& mask, bool mask_keeps) {
   return r;
 }
 
-/// Least squares x ~ sum_j beta_j cols[j]: coefficients, the diagonal of
-/// (C^T C)^-1 and the residual sum of squares. A column that is (numerically)
-/// a combination of the others gets coefficient 0 and inverse diagonal 0.
+/// Least squares x ~ sum_j beta_j cols[j]: coefficients, (C^T C)^-1 (inv,
+/// row-major p x p; inv_diag its diagonal) and the residual sum of squares. A
+/// column that is (numerically) a combination of the others gets coefficient 0
+/// and inverse row and column 0.
 struct LeastSquares {
-  std::vector<double> beta, inv_diag;
+  std::vector<double> beta, inv_diag, inv;
   double rss = 0;
 };
 
@@ -80,8 +81,13 @@ LeastSquares least_squares(const std::vector<const std::vector<double>*>& cols, 
   LeastSquares out;
   out.beta.assign(p, 0.0);
   out.inv_diag.assign(p, 0.0);
-  for (std::size_t c = 0; c < p; ++c)
-    if (!dropped[c]) out.beta[c] = m[c][2 * p], out.inv_diag[c] = m[c][p + c];
+  out.inv.assign(p * p, 0.0);
+  for (std::size_t c = 0; c < p; ++c) {
+    if (dropped[c]) continue;
+    out.beta[c] = m[c][2 * p], out.inv_diag[c] = m[c][p + c];
+    for (std::size_t j = 0; j < p; ++j)
+      if (!dropped[j]) out.inv[c * p + j] = m[c][p + j];
+  }
   for (std::size_t i = 0; i < x.size(); ++i) {
     double r = x[i];
     for (std::size_t j = 0; j < p; ++j) r -= out.beta[j] * (*cols[j])[i];
@@ -90,10 +96,17 @@ LeastSquares least_squares(const std::vector<const std::vector<double>*>& cols, 
   return out;
 }
 
-/// The band-passed image and models over the fit region.
+/// The band-passed image and models over the fit region; remove_k and keep_k
+/// are the models times |k| / k_band (empty for a constant gain).
 struct Columns {
-  std::vector<double> image, remove, keep, ones;
+  std::vector<double> image, remove, keep, ones, remove_k, keep_k;
 };
+
+std::vector<double> sum(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> s(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) s[i] = a[i] + b[i];
+  return s;
+}
 
 double rms_of_residual(const std::vector<double>& x, const std::vector<double>& model) {
   double s = 0;
@@ -101,8 +114,43 @@ double rms_of_residual(const std::vector<double>& x, const std::vector<double>& 
   return x.empty() ? 0.0 : std::sqrt(s / static_cast<double>(x.size()));
 }
 
-/// Chooses s' (and the constant) and fills every field but `left`.
-SubtractResult fit_scale(const SubtractOptions& o, const Columns& c, double particle_scale, double band_fraction) {
+/// The fitted gain: s'(kappa) = b0 + b1 kappa clamped to [lo, hi], kappa =
+/// |k| / k_band; cov: the noise covariance of (b0, b1) as (var b0, cov, var b1).
+/// The kept region's fitted coefficient is the gain (Whole) or `keep`.
+struct GainFit {
+  double b0 = 1, b1 = 0, lo = -INFINITY, hi = INFINITY;
+  std::array<double, 3> cov{};
+  std::optional<double> keep;
+  bool linear = false;
+};
+
+/// One least-squares fit of the image on the gain's columns (the constant's
+/// last when fitted) and what it gives.
+struct GainCandidate {
+  LeastSquares ls;
+  std::size_t params = 0;
+  bool linear = false;
+};
+
+GainCandidate fit_gain(const SubtractOptions& o, const Columns& c, const std::vector<double>& whole,
+                       const std::vector<double>& whole_k, bool linear) {
+  std::vector<const std::vector<double>*> cols;
+  if (o.fit_model == FitModel::Separate) {
+    cols = {&c.remove};
+    if (linear) cols.push_back(&c.remove_k);
+    cols.push_back(&c.keep);
+  } else {
+    cols = {&whole};
+    if (linear) cols.push_back(&whole_k);
+  }
+  if (o.fit_offset) cols.push_back(&c.ones);
+  return GainCandidate{least_squares(cols, c.image), cols.size(), linear};
+}
+
+/// Chooses s' (and the constant) and fills every field but `left`, `scale`
+/// (for a linear gain: see subtract) and the shell terms.
+SubtractResult fit_scale(const SubtractOptions& o, const Columns& c, double particle_scale, double band_fraction,
+                         GainFit& gain) {
   SubtractResult res;
   std::vector<const std::vector<double>*> joint_cols{&c.remove, &c.keep};
   if (o.fit_offset) joint_cols.push_back(&c.ones);
@@ -110,31 +158,60 @@ SubtractResult fit_scale(const SubtractOptions& o, const Columns& c, double part
   const double dof =
       std::max<double>(1.0, static_cast<double>(c.image.size()) - static_cast<double>(joint_cols.size()));
   const double noise_var = joint.rss / dof / band_fraction;  // white-noise variance per pixel
+  res.noise_variance = noise_var;
   res.joint_scale = joint.beta[0];
   res.joint_variance = noise_var * joint.inv_diag[0];
   res.removed_power = dot(c.remove, c.remove);
 
-  std::vector<double> whole(c.image.size()), model(c.image.size());
-  for (std::size_t i = 0; i < whole.size(); ++i) whole[i] = c.remove[i] + c.keep[i];
-  if (o.scale_mode == ScaleMode::Fit && o.fit_model == FitModel::Separate) {
-    res.scale = joint.beta[0];
-    res.offset = o.fit_offset ? joint.beta[2] : 0.0;
-    res.scale_variance = res.joint_variance;
-    for (std::size_t i = 0; i < model.size(); ++i)
-      model[i] = res.scale * c.remove[i] + joint.beta[1] * c.keep[i] + res.offset;
+  const std::vector<double> whole = sum(c.remove, c.keep);
+  const std::vector<double> whole_k = c.remove_k.empty() ? std::vector<double>{} : sum(c.remove_k, c.keep_k);
+  std::vector<double> model(c.image.size());
+  if (o.scale_mode != ScaleMode::Fit) {
+    res.scale = o.scale_mode == ScaleMode::Refinement ? particle_scale : o.fixed_scale;
+    gain = GainFit{};
+    gain.b0 = res.scale;
+    for (std::size_t i = 0; i < model.size(); ++i) model[i] = res.scale * whole[i];
   } else {
-    if (o.scale_mode == ScaleMode::Fit) {
-      std::vector<const std::vector<double>*> cols{&whole};
-      if (o.fit_offset) cols.push_back(&c.ones);
-      const LeastSquares w = least_squares(cols, c.image);
-      res.scale = w.beta[0];
-      res.offset = o.fit_offset ? w.beta[1] : 0.0;
-      res.scale_variance = noise_var * w.inv_diag[0];
-    } else {
-      res.scale = o.scale_mode == ScaleMode::Refinement ? particle_scale : o.fixed_scale;
+    const GainCandidate constant = fit_gain(o, c, whole, whole_k, false);
+    GainCandidate chosen = constant;
+    const double s_c = constant.ls.beta[0];
+    if (o.gain_model != GainModel::Constant && s_c > 0) {
+      const GainCandidate linear = fit_gain(o, c, whole, whole_k, true);
+      // Adjusted R^2 over the band's independent samples: the same total sum of
+      // squares, so the higher one has the lower rss / (n - p).
+      const double n = static_cast<double>(c.image.size()) * band_fraction;
+      const auto per_dof = [&](const GainCandidate& g) {
+        return g.ls.rss / std::max(1.0, n - static_cast<double>(g.params));
+      };
+      if (o.gain_model == GainModel::Linear || per_dof(linear) < per_dof(constant)) chosen = linear;
     }
-    for (std::size_t i = 0; i < model.size(); ++i) model[i] = res.scale * whole[i] + res.offset;
+    const LeastSquares& ls = chosen.ls;
+    const std::size_t p = chosen.params;
+    gain = GainFit{};
+    gain.linear = chosen.linear;
+    gain.b0 = ls.beta[0];
+    gain.cov[0] = noise_var * ls.inv[0];
+    if (chosen.linear) {
+      gain.b1 = ls.beta[1];
+      gain.cov[1] = noise_var * ls.inv[1];
+      gain.cov[2] = noise_var * ls.inv[p + 1];
+      gain.lo = s_c / o.max_gain_ratio;
+      gain.hi = s_c * o.max_gain_ratio;
+    }
+    if (o.fit_model == FitModel::Separate) gain.keep = ls.beta[chosen.linear ? 2 : 1];
+    res.offset = o.fit_offset ? ls.beta[p - 1] : 0.0;
+    res.scale = gain.b0;
+    res.scale_variance = gain.cov[0];
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      double m = gain.b0 * (gain.keep ? c.remove[i] : whole[i]) + res.offset;
+      if (chosen.linear) m += gain.b1 * (gain.keep ? c.remove_k[i] : whole_k[i]);
+      if (gain.keep) m += *gain.keep * c.keep[i];
+      model[i] = m;
+    }
   }
+  res.gain_intercept = gain.b0;
+  res.gain_slope = gain.b1;
+  res.linear_gain = gain.linear;
   res.residual_rms = rms_of_residual(c.image, model);
   return res;
 }
@@ -177,16 +254,26 @@ std::vector<double> wiener_left_share(const std::vector<double>& fsc_curve, cons
   return shares;
 }
 
+RealGrid molecule_envelope(const RealGrid& map, double voxel_A) {
+  constexpr double kLowpassA = 15, kThreshold = 0.2, kDilateA = 3, kSoftEdgeA = 6;
+  return map_mask(map, kLowpassA, voxel_A, kThreshold, kDilateA, kSoftEdgeA);
+}
+
+void restrict_removed(MapRegions& regions, const RealGrid& envelope) {
+  if (!regions.remove.same_shape(envelope))
+    throw InputError(fmt::format("subtraction: the envelope is {}x{}x{}, the map {}x{}x{}", envelope.nx(),
+                                 envelope.ny(), envelope.nz(), regions.remove.nx(), regions.remove.ny(),
+                                 regions.remove.nz()));
+  check_mask(envelope, "envelope");
+  for (std::size_t i = 0; i < envelope.size(); ++i) regions.remove[i] *= envelope[i];
+}
+
 MapRegions split_keep(const RealGrid& map, const RealGrid& keep_mask) {
   return split(map, keep_mask, true);
 }
 MapRegions split_remove(const RealGrid& map, const RealGrid& remove_mask) {
   return split(map, remove_mask, false);
 }
-
-struct Subtractor::Models {
-  ComplexGrid remove, keep;
-};
 
 Subtractor::Subtractor(const std::vector<MapRegions>& regions, double pixel_A, SubtractOptions options)
     : box_(checked_box(regions)), pixel_A_(pixel_A), opt_(std::move(options)), fft_(RealFft::plan_2d(box_, box_)) {
@@ -198,6 +285,16 @@ Subtractor::Subtractor(const std::vector<MapRegions>& regions, double pixel_A, S
   require_positive(opt_.fit_radius_px, "fit_radius_px");
   require_positive(opt_.lowpass_A, "lowpass_A");
   if (opt_.padding < 1) throw InputError("subtraction: padding must be at least 1");
+  if (!(opt_.max_gain_ratio >= 1 && std::isfinite(opt_.max_gain_ratio)))
+    throw InputError(fmt::format("subtraction: max_gain_ratio must be at least 1, got {}", opt_.max_gain_ratio));
+  if (const auto& r = opt_.refine_pose) {
+    if (!(r->shift_range_A >= 0 && std::isfinite(r->shift_range_A)))
+      throw InputError(fmt::format("subtraction: the pose's shift range must be >= 0 A, got {}", r->shift_range_A));
+    require_positive(r->shift_step_A, "the pose's shift step");
+    require_positive(r->angle_step_deg, "the pose's angle step");
+    if (r->angle_steps < 0)
+      throw InputError(fmt::format("subtraction: the pose's angle steps must be >= 0, got {}", r->angle_steps));
+  }
 
   const double r_lo = opt_.fit_low_res_A ? box_ * pixel_A_ / *opt_.fit_low_res_A : 0.0;
   const double r_hi = std::min(box_ / 2.0, opt_.fit_high_res_A ? box_ * pixel_A_ / *opt_.fit_high_res_A : INFINITY);
@@ -207,7 +304,8 @@ Subtractor::Subtractor(const std::vector<MapRegions>& regions, double pixel_A, S
     for (int x = 0; x <= box_ / 2; ++x) {
       const int ky = fourier_index(y, box_);
       const double r = std::sqrt(double(x) * x + double(ky) * ky);
-      if (r == 0 || r < r_lo - 1e-9 || r > r_hi + 1e-9) continue;
+      // The zero frequency carries the arbitrary background level: fitted only with the constant.
+      if ((r == 0 && !opt_.fit_offset) || (r > 0 && r < r_lo - 1e-9) || r > r_hi + 1e-9) continue;
       band_(x, y) = 1;
       inside += (x == 0 || (box_ % 2 == 0 && x == box_ / 2)) ? 1.0 : 2.0;  // Friedel mates counted
     }
@@ -217,6 +315,18 @@ Subtractor::Subtractor(const std::vector<MapRegions>& regions, double pixel_A, S
                     "holds no frequency below Nyquist (box {}, {} A/px)",
                     opt_.fit_low_res_A.value_or(INFINITY), opt_.fit_high_res_A.value_or(2 * pixel_A_), box_, pixel_A_));
   band_fraction_ = inside / (double(box_) * box_);
+  kappa_ = RealGrid(box_ / 2 + 1, box_);
+  shell_.resize(kappa_.size());
+  mates_.resize(kappa_.size());
+  for (int y = 0; y < box_; ++y)
+    for (int x = 0; x <= box_ / 2; ++x) {
+      const int ky = fourier_index(y, box_);
+      const double r = std::sqrt(double(x) * x + double(ky) * ky);
+      const std::size_t i = static_cast<std::size_t>(y) * (box_ / 2 + 1) + x;
+      kappa_[i] = static_cast<float>(r / r_hi);
+      shell_[i] = static_cast<int>(std::min<long>(std::lround(r), box_ / 2 + 1));
+      mates_[i] = (x == 0 || (box_ % 2 == 0 && x == box_ / 2)) ? 1.0f : 2.0f;
+    }
   if (!opt_.subtract_gains.empty()) {
     if (opt_.subtract_gains.size() != static_cast<std::size_t>(box_ / 2 + 1))
       throw std::invalid_argument(fmt::format("subtraction: {} subtract gains for a box of {} (box/2 + 1 needed)",
@@ -245,13 +355,11 @@ const Subtractor::Half& Subtractor::half_for(const Particle& p) const {
                   p.image.to_string(), p.half_set));
 }
 
-Subtractor::Models Subtractor::model_transforms(const Half& h, const Particle& p, const OpticsGroup& g) const {
-  const ModelPose pose = model_pose(*p.pose, g.pixel_A);
-  std::optional<RealGrid> ctf;
-  if (opt_.apply_ctf) ctf = model_ctf(p, g, box_);  // at scale 1: the contrast is what the fit finds
+Subtractor::Models Subtractor::model_transforms(const Half& h, const ProjectionPose& pose, const RealGrid* ctf) const {
+  const ModelPose mp = model_pose(pose, pixel_A_);
   Models m;
-  expected_transform(h.remove, pose, ctf ? &*ctf : nullptr, 1.0, m.remove);
-  expected_transform(h.keep, pose, ctf ? &*ctf : nullptr, 1.0, m.keep);
+  expected_transform(h.remove, mp, ctf, 1.0, m.remove);
+  expected_transform(h.keep, mp, ctf, 1.0, m.keep);
   return m;
 }
 
@@ -286,32 +394,84 @@ SubtractResult Subtractor::subtract(RealGrid& image, const Particle& p, const Op
   for (float v : image.values())
     if (!std::isfinite(v))
       throw InputError(fmt::format("particle {}: the image has NaN or infinite values", p.image.to_string()));
-  const Models m = model_transforms(half_for(p), p, g);
+  const Half& h = half_for(p);
+  std::optional<RealGrid> ctf;
+  if (opt_.apply_ctf) ctf = model_ctf(p, g, box_);  // at scale 1: the contrast is what the fit finds
   RealGrid work = image;
   centre_to_corner(work, false);
   ComplexGrid fx;
   fft_.forward(work, fx);
 
-  const std::vector<std::size_t> region = fit_region(*p.pose);
+  const ProjectionPose pose = opt_.refine_pose ? refine_pose(h, fx, *p.pose, ctf ? &*ctf : nullptr) : *p.pose;
+  const Models m = model_transforms(h, pose, ctf ? &*ctf : nullptr);
+  const std::vector<std::size_t> region = fit_region(pose);
   if (region.size() < 8)
     throw InputError(fmt::format("particle {}: fewer than 8 pixels within the fit radius", p.image.to_string()));
   Columns c{band_passed(fx, region), band_passed(m.remove, region), band_passed(m.keep, region),
-            std::vector<double>(region.size(), 1.0)};
-  SubtractResult res = fit_scale(opt_, c, p.scale, band_fraction_);
+            std::vector<double>(region.size(), 1.0), {}, {}};
+  const bool may_vary = opt_.scale_mode == ScaleMode::Fit && opt_.gain_model != GainModel::Constant;
+  if (may_vary) {
+    ComplexGrid rk = m.remove, kk = m.keep;
+    for (std::size_t i = 0; i < rk.size(); ++i) rk[i] *= kappa_[i], kk[i] *= kappa_[i];
+    c.remove_k = band_passed(rk, region);
+    c.keep_k = band_passed(kk, region);
+  }
+  GainFit gain;
+  SubtractResult res = fit_scale(opt_, c, p.scale, band_fraction_, gain);
+  res.pose = pose;
+  res.pose_shift_A = std::hypot(pose.origin_x_A - p.pose->origin_x_A, pose.origin_y_A - p.pose->origin_y_A);
+  res.pose_angle_deg = rotation_distance_deg(euler_to_matrix(pose.angles), euler_to_matrix(p.pose->angles));
 
-  const auto s = static_cast<float>(res.scale);
-  if (subtract_gain_.size() > 0)
-    for (std::size_t i = 0; i < fx.size(); ++i) fx[i] -= s * subtract_gain_[i] * m.remove[i];
-  else
-    for (std::size_t i = 0; i < fx.size(); ++i) fx[i] -= s * m.remove[i];
+  // The gain and its noise variance per frequency; with a linear gain, s' is
+  // its mean over the band weighted by the removed region's power.
+  RealGrid gains(box_ / 2 + 1, box_), variances(box_ / 2 + 1, box_);
+  double weighted = 0, weighted_var = 0, power = 0;
+  for (std::size_t i = 0; i < gains.size(); ++i) {
+    const double kap = kappa_[i];
+    gains[i] = static_cast<float>(std::clamp(gain.b0 + gain.b1 * kap, gain.lo, gain.hi));
+    variances[i] = static_cast<float>(gain.cov[0] + 2 * kap * gain.cov[1] + kap * kap * gain.cov[2]);
+    const double w = band_[i] * mates_[i] * std::norm(m.remove[i]);
+    weighted += w * gains[i], weighted_var += w * variances[i], power += w;
+  }
+  if (gain.linear && power > 0) res.scale = weighted / power, res.scale_variance = weighted_var / power;
+
+  for (std::size_t i = 0; i < fx.size(); ++i)
+    fx[i] -= gains[i] * (subtract_gain_.size() > 0 ? subtract_gain_[i] : 1.0f) * m.remove[i];
   c.image = band_passed(fx, region);
   std::vector<const std::vector<double>*> cols{&c.remove, &c.keep};
   if (opt_.fit_offset) cols.push_back(&c.ones);
   res.left = least_squares(cols, c.image).beta[0];
+  shell_terms(m, fx, gains, variances, gain.keep, res);
+  res.shells.pose = pose_left_by_shell(h, m, pose, ctf ? &*ctf : nullptr, res.noise_variance);
 
   fft_.inverse(fx, image);
   corner_to_centre(image, false);
   return res;
+}
+
+void Subtractor::shell_terms(const Models& m, const ComplexGrid& subtracted, const RealGrid& gain,
+                             const RealGrid& gain_variance, const std::optional<double>& keep,
+                             SubtractResult& res) const {
+  const std::size_t shells = static_cast<std::size_t>(box_ / 2 + 1);
+  ShellTerms& t = res.shells;
+  for (auto* v : {&t.signal, &t.contrast, &t.subtracted, &t.in_phase, &t.kept, &t.cross, &t.in_phase_kept})
+    v->assign(shells, 0.0);
+  for (std::size_t i = 0; i < subtracted.size(); ++i) {
+    const auto k = static_cast<std::size_t>(shell_[i]);
+    if (k >= shells) continue;
+    const double w = mates_[i], g = subtract_gain_.size() > 0 ? subtract_gain_[i] : 1.0;
+    const double s = gain[i], v = gain_variance[i], power = std::norm(m.remove[i]);
+    t.signal[k] += w * (s * s - v) * g * power;
+    t.contrast[k] += w * v * g * power;
+    const cfloat r = static_cast<float>(s * g) * m.remove[i];
+    const cfloat kept = static_cast<float>(keep ? *keep : s) * m.keep[i];
+    t.subtracted[k] += w * std::norm(r);
+    const cfloat rest = subtracted[i] - kept;
+    t.in_phase[k] += w * std::real(std::conj(r) * rest);
+    t.kept[k] += w * std::norm(kept);
+    t.cross[k] += w * std::real(std::conj(r) * kept);
+    t.in_phase_kept[k] += w * std::real(std::conj(kept) * rest);
+  }
 }
 
 SubtractSummary summarize(const std::vector<SubtractResult>& results) {

@@ -22,6 +22,16 @@
 ///             differs from the map, at the cost of more noise in s').
 /// M = band-passed CTF * projection (CTF at scale 1), c an optional constant.
 ///
+/// Beyond one scale (SubtractOptions): the removed region's contrast may vary
+/// with frequency, s'(k) = b0 + b1 |k| / k_band (GainModel; Xmipp's
+/// subtract-projection fits the same line and chooses by adjusted R^2), with
+/// |k| in pixels of the box and k_band the fit band's outer radius; with
+/// fit_offset the zero frequency enters the fit with a constant c, which is
+/// then the image's additive offset (the k = 0 term the model does not
+/// explain; reported, not subtracted). Before fitting, the pose may be refined
+/// locally (PoseRefinement), since at high resolution the pose error of a
+/// refinement leaves more than its contrast error.
+///
 /// What is left. Independently of how s' was chosen, the Separate fit is also
 /// done on the original image (s_j, the reference estimate of s) and on the
 /// subtracted one (`left`, the removed region's coefficient still in it).
@@ -55,6 +65,16 @@ MapRegions split_keep(const RealGrid& map, const RealGrid& keep_mask);
 /// remove = map * remove_mask, keep = map * (1 - remove_mask); same checks.
 MapRegions split_remove(const RealGrid& map, const RealGrid& remove_mask);
 
+/// The molecule's envelope in a map (the average of the half maps, or the
+/// map): map_mask (mask.hpp) of the map low-passed to 15 A, thresholded at 0.2
+/// of its maximum, dilated by 3 A with a soft edge of 6 A.
+RealGrid molecule_envelope(const RealGrid& map, double voxel_A);
+/// remove *= envelope, keep unchanged: what a map holds outside the molecule
+/// is noise (the solvent's), and split_keep puts all of it in the removed
+/// region, whose projection would add it to every particle. Throws InputError
+/// when the shapes differ or the envelope leaves [0, 1].
+void restrict_removed(MapRegions& regions, const RealGrid& envelope);
+
 /// How the scale s' is chosen.
 enum class ScaleMode {
   Fit,         ///< least squares per particle (FitModel)
@@ -63,11 +83,48 @@ enum class ScaleMode {
 };
 enum class FitModel { Whole, Separate };
 
+/// How the fitted contrast may vary with frequency (ScaleMode::Fit only).
+enum class GainModel {
+  Constant,  ///< one scale s' at every frequency
+  Linear,    ///< s'(k) = b0 + b1 |k| / k_band
+  /// Per particle, Linear where its adjusted R^2 is the higher, else Constant.
+  /// The R^2 counts the band's independent Fourier samples (pixels in the fit
+  /// region times the band's share of the plane), as the noise estimate does.
+  Best,
+};
+
+/// A local refinement of the pose before subtracting. The pose minimizes the
+/// residual of the constant-gain fit (the fit model's columns, with the
+/// constant when fit_offset) over the fit region of the given pose: with
+/// FitModel::Whole the particle moves as one body (its whole signal locates
+/// it), with FitModel::Separate only the removed region moves (the kept one
+/// stays at the given pose with its free coefficient). Steps: the origin on a
+/// grid of shift_step_A within +-shift_range_A per axis, closed by a parabola
+/// through the best point and its neighbours on each axis; rotations about the
+/// image's x, y and z axes (A' = E A), up to angle_steps steps of
+/// angle_step_deg each way, each axis closed by a parabola; the origin again
+/// on a grid of half a step within half a step. A candidate replaces the pose
+/// only where its residual is lower.
+struct PoseRefinement {
+  double shift_range_A = 3;
+  double shift_step_A = 1;
+  double angle_step_deg = 1;
+  int angle_steps = 2;  ///< 0: shifts only
+};
+
 struct SubtractOptions {
   ScaleMode scale_mode = ScaleMode::Fit;
   double fixed_scale = 1.0;  ///< ScaleMode::Fixed
   FitModel fit_model = FitModel::Whole;
-  bool fit_offset = false;               ///< also fit a constant c (every fit, not only the one giving s')
+  GainModel gain_model = GainModel::Constant;
+  /// The fitted gain is clamped, frequency by frequency, to [s_c / r, s_c r]
+  /// with s_c the constant model's scale and r this ratio (>= 1); a particle
+  /// whose s_c is not positive keeps the constant model.
+  double max_gain_ratio = 2;
+  /// Also fit a constant c with the zero frequency in the fit (every fit, not
+  /// only the one giving s'): c is the image's additive offset.
+  bool fit_offset = false;
+  std::optional<PoseRefinement> refine_pose;  ///< none: subtract at the given pose
   std::optional<double> fit_low_res_A;   ///< lowest resolution fitted, A (default: every shell >= 1)
   std::optional<double> fit_high_res_A;  ///< highest resolution fitted, A (default and at most: Nyquist)
   std::optional<double> fit_radius_px;   ///< fit pixels this close to the particle's centre (default: box/2)
@@ -87,10 +144,31 @@ struct SubtractOptions {
   int padding = 2;        ///< projector oversampling
 };
 
+/// Per-shell terms of one particle (shell k = round |k| = 0 .. box/2, full
+/// Fourier plane, unnormalized transforms as fft.hpp's: a pixel's white noise
+/// of variance v gives box^2 v per Fourier pixel); summed over particles by
+/// estimate_left. M_r is the removed region's expected image at scale 1, g_k
+/// the subtract gain (1 without SubtractOptions::subtract_gains), s'_k the
+/// fitted gain and V_k its noise variance.
+struct ShellTerms {
+  std::vector<double> signal;      ///< (s'_k^2 - V_k) g_k |M_r|^2: the removed region's signal power
+  std::vector<double> contrast;    ///< V_k g_k |M_r|^2: what noise in the fitted gain leaves
+  std::vector<double> pose;        ///< what the pose's noise leaves (see estimate_left)
+  std::vector<double> subtracted;  ///< |R|^2, R = s'_k g_k M_r, what was subtracted
+  std::vector<double> in_phase;    ///< Re <Y - K, R>: the subtracted image Y less the fitted kept region K, along R
+  std::vector<double> kept, cross, in_phase_kept;  ///< |K|^2, Re <R, K>, Re <Y - K, K>
+};
+
 /// What was done to one particle. Scales are relative to the map's projection
 /// with the CTF at scale 1 (an image equal to the model at contrast s gives s).
 struct SubtractResult {
-  double scale = 1;           ///< s': the removed region was subtracted at this scale
+  /// s': the removed region was subtracted at this scale; with a linear gain,
+  /// the gain's mean over the fit band weighted by the removed region's power.
+  double scale = 1;
+  double gain_intercept = 1, gain_slope = 0;  ///< s'(k) = intercept + slope |k| / k_band (before clamping)
+  bool linear_gain = false;                   ///< the linear model was chosen
+  ProjectionPose pose;                        ///< the pose subtracted at (refined, or the particle's)
+  double pose_shift_A = 0, pose_angle_deg = 0;  ///< how far the refinement moved it
   double offset = 0;          ///< the constant fitted with s' (0 unless fitted)
   double residual_rms = 0;    ///< rms over the fit region of band-passed image minus the fitted model
   double scale_variance = 0;  ///< estimated noise variance of s' (0 when not fitted)
@@ -98,6 +176,8 @@ struct SubtractResult {
   double joint_variance = 0;  ///< its estimated noise variance
   double left = 0;            ///< the same fit on the subtracted image: removed region's coefficient left
   double removed_power = 0;   ///< sum over the fit region of M_remove^2 (scale 1)
+  double noise_variance = 0;  ///< white noise variance per pixel, from the fit's residual
+  ShellTerms shells;
 };
 
 /// Subtracts one region of a map (or of two half maps) from particle images.
@@ -107,7 +187,9 @@ class Subtractor {
   /// regions: one entry, used for every particle, or two, for half sets 1 and 2
   /// (Particle::half_set; each half map is subtracted from its own half set).
   /// All regions must be cubic of one box. Throws InputError on bad options
-  /// (a resolution band that is empty, a radius <= 0, a fixed scale not finite).
+  /// (a resolution band that is empty, a radius <= 0, a fixed scale not finite,
+  /// a gain ratio below 1, a pose refinement with a step <= 0 or a negative
+  /// range or step count).
   Subtractor(const std::vector<MapRegions>& regions, double pixel_A, SubtractOptions options);
 
   int box() const { return box_; }
@@ -123,11 +205,22 @@ class Subtractor {
   struct Half {
     Projector remove, keep;
   };
-  struct Models;
-  Models model_transforms(const Half& h, const Particle& p, const OpticsGroup& g) const;
+  struct Models {
+    ComplexGrid remove, keep;
+  };
+  Models model_transforms(const Half& h, const ProjectionPose& pose, const RealGrid* ctf) const;
   std::vector<double> band_passed(const ComplexGrid& f, const std::vector<std::size_t>& region) const;
   std::vector<std::size_t> fit_region(const ProjectionPose& pose) const;
   const Half& half_for(const Particle& p) const;
+  // subtract_pose.cpp
+  ProjectionPose refine_pose(const Half& h, const ComplexGrid& image, const ProjectionPose& pose,
+                             const RealGrid* ctf) const;
+  std::vector<double> pose_left_by_shell(const Half& h, const Models& m, const ProjectionPose& pose,
+                                         const RealGrid* ctf, double noise_variance) const;
+  /// Fills res.shells; gain and its noise variance per half-complex pixel, keep
+  /// the kept region's own coefficient (FitModel::Separate; else the gain).
+  void shell_terms(const Models& m, const ComplexGrid& subtracted, const RealGrid& gain,
+                   const RealGrid& gain_variance, const std::optional<double>& keep, SubtractResult& res) const;
 
   int box_;
   double pixel_A_;
@@ -135,6 +228,9 @@ class Subtractor {
   std::vector<Half> halves_;
   RealGrid band_;             ///< 0/1 on the half-complex grid
   RealGrid subtract_gain_;    ///< SubtractOptions::subtract_gains on the half-complex grid (empty: none)
+  RealGrid kappa_;            ///< |k| / k_band on the half-complex grid
+  std::vector<int> shell_;    ///< round |k| on the half-complex grid (box/2 + 1 beyond Nyquist)
+  std::vector<float> mates_;  ///< 1 or 2: the pixel's weight in full-plane sums (its Friedel mate)
   double band_fraction_ = 1;  ///< fraction of the full Fourier plane inside the band
   RealFft fft_;
 };
@@ -158,6 +254,43 @@ struct SubtractSummary {
   double left_fraction_from_noise = 0;
 };
 SubtractSummary summarize(const std::vector<SubtractResult>& results);
+
+/// The share of the removed region's signal left in the particles, estimated
+/// from them, per band "up to d" (shells 1 .. box pixel / d) and per shell:
+///   map noise:  (1 - f_k) of the signal, f the half maps' FSC (map_fsc; empty
+///               for one map, whose noise is then not counted);
+///   contrast:   the fitted gains' noise, V_k g_k |M_r|^2 (ShellTerms);
+///   pose:       the pose's noise at its Cramer-Rao bound: with J the
+///               derivatives of the expected image in the 5 pose parameters
+///               (origin x, y; rotations about x, y, z), weighted by g_k, G
+///               the Fisher matrix J^T J of the fitted model over the fit band
+///               and G_k that of the removed region in shell k, a pose of
+///               covariance box^2 v G^-1 / s'^2 leaves box^2 v tr(G_k G^-1)
+///               (v the white noise variance); independent of how the pose is
+///               parametrized. The poses of a refinement (or of
+///               PoseRefinement) reach it at best: a lower bound where the
+///               refinement's poses were worse than the image allows;
+///   systematic: what the gain misses on average, shell by shell: a_k, the
+///               coefficient of R when Y - K is regressed on R and K over the
+///               particles of each half set (half_sets, 1 or 2 per particle;
+///               K takes up the kept region's own error), gives a_k^(1)
+///               a_k^(2) sum |R|^2: the product of two independent estimates
+///               has no noise bias. The signal is then (1 + a_k)^2 sum |R|^2
+///               where that is more than the template's (a map whose shells
+///               are too weak underestimates it).
+/// Shares are sums over particles of the left powers over the signal.
+struct LeftEstimate {
+  std::vector<double> up_to_A;
+  std::vector<double> total, map_noise, contrast, pose, systematic;  ///< per band
+  std::vector<double> shell_resolution_A;                            ///< per shell 1 .. box/2
+  std::vector<double> shell_total, shell_map_noise, shell_contrast, shell_pose, shell_systematic;
+  bool map_noise_counted = false;
+};
+/// Throws std::invalid_argument when results and half_sets differ in size or
+/// a result has no shell terms of the box's size.
+LeftEstimate estimate_left(const std::vector<SubtractResult>& results, const std::vector<int>& half_sets,
+                           const std::vector<double>& map_fsc, int box, double pixel_A,
+                           const std::vector<double>& up_to_A);
 
 /// What the map leaves of the removed region's signal when half maps are
 /// subtracted Wiener-filtered (SubtractOptions::subtract_gains = the halves'
