@@ -49,7 +49,8 @@ run_scipion() {
   export TESSERA_SCIPION_TEST_DIR=$build/scipion-test
   rm -rf "$TESSERA_SCIPION_TEST_DIR" && mkdir -p "$TESSERA_SCIPION_TEST_DIR"
   cd "$here/tests/scipion"
-  "$venv/bin/python" -W ignore -m unittest -v test_scipion_workflow test_scipion_consensus test_scipion_mpi test_scipion_template
+  "$venv/bin/python" -W ignore -m unittest -v test_scipion_workflow test_scipion_consensus test_scipion_mpi test_scipion_template \
+    test_scipion_tutorials
 }
 
 case "$mode" in
