@@ -125,8 +125,8 @@ NamedVolume load_same_shape(const QCommandLineParser& p, const char* option, con
 }
 
 // The modules of a modules.json (tessera_refine_local's or tessera_simulate's): an array whose
-// entries name each module's "mask", relative to the file's folder unless absolute, and may
-// number it ("module"). Every mask must have the volume's shape.
+// entries name each module's "mask" (absolute, relative to the file's folder, or relative to the
+// working folder) and may number it ("module"). Every mask must have the volume's shape.
 std::vector<ModuleMask> load_modules(const std::string& file, const NamedVolume& volume) {
   std::ifstream in(file);
   if (!in) throw InputError(fmt::format("--modules {}: cannot read it", file));
@@ -144,8 +144,10 @@ std::vector<ModuleMask> load_modules(const std::string& file, const NamedVolume&
     const Json& m = doc[k];
     if (!m.is_object() || !m.contains("mask") || !m.at("mask").is_string())
       throw InputError(fmt::format("--modules {}: module {} has no \"mask\"", file, k + 1));
+    // tessera_simulate writes the masks beside modules.json; tessera_refine_local writes the mask
+    // as it was given, relative to where it ran: the file's folder first, then as written.
     fs::path mask = m.at("mask").get<std::string>();
-    if (mask.is_relative()) mask = folder / mask;
+    if (mask.is_relative() && fs::exists(folder / mask)) mask = folder / mask;
     NamedVolume v = load(mask.string());
     if (!v.data.same_shape(volume.data))
       throw InputError(fmt::format("--modules {}: mask {} is {} x {} x {} voxels, the volume has {} x {} x {}", file,

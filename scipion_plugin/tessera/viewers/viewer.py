@@ -2,7 +2,8 @@
 
 One entry per kind of output the run has: FSC curves (tessera_view_fsc on the run folder, which
 also plots the per-iteration statistics of run.log.jsonl), maps with the run's mask overlaid
-(tessera_view_volume; a local-resolution run's map coloured by its local resolution), particles
+(tessera_view_volume; a local-resolution run's map coloured by its local resolution, a local
+refinement's modules each in its colour), particles
 (tessera_view_particles on the Scipion set), view directions and conical FSCs
 (tessera_view_orientations), resolution against particles (tessera_view_overfitting) and the figures
 of a consensus run (tessera_view_consensus: histograms of the pose and CTF differences, heat maps of
@@ -25,11 +26,13 @@ ORIENTATIONS_VIEWER, OVERFITTING_VIEWER = 'tessera_view_orientations', 'tessera_
 CONSENSUS_VIEWER = 'tessera_view_consensus'
 # Files in a run folder that say which figure it has (the programs' outputs).
 VIEW_COUNTS, OVERFITTING, LOCAL_RESOLUTION = 'view_counts.json', 'validate_overfitting.json', 'local_resolution.mrc'
+MODULES = 'modules.json'  # tessera_refine_local's modules, drawn with --modules
 # The consensus programs' summaries, whose "figures" block tessera_view_consensus draws (by program, so
 # that a protocol class not generated in this installation changes nothing here).
 CONSENSUS_SUMMARIES = {'tessera_consensus_classes': 'consensus_classes.json',
                        'tessera_consensus_poses': 'pose_consensus.json',
-                       'tessera_consensus_ctf': 'ctf_consensus.json'}
+                       'tessera_consensus_ctf': 'ctf_consensus.json',
+                       'tessera_ctf_refine': 'defocus_change.json'}
 
 
 def command_view(program, args, cwd=None):
@@ -118,8 +121,11 @@ class TesseraViewer(ProtocolViewer):
         local_resolution = self.protocol._getExtraPath(LOCAL_RESOLUTION)
         if os.path.isfile(local_resolution) and os.path.abspath(args[0]) != os.path.abspath(local_resolution):
             args += ['--color-by', local_resolution]  # a map of a local-resolution run: coloured by it
+        modules = self.protocol._getExtraPath(MODULES)
         masks = self._outputsOf(VolumeMask)
-        if masks:
+        if os.path.isfile(modules):
+            args += ['--modules', modules]  # a local refinement: each module's mask in its own colour
+        elif masks:
             args += ['--overlay', strip_format(masks[-1][1].getFileName())]
         return [self._command(VOLUME_VIEWER, *args)]
 

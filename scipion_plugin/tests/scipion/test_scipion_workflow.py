@@ -296,7 +296,7 @@ class TestTesseraInScipion(unittest.TestCase):
                                                 TesseraProtOrientationDiagnostics)) + [
             'TesseraProtReconstruct', 'TesseraProtRefineNu', TesseraProtValidateOverfitting.__name__,
             TesseraProtRefineLocal.__name__, 'TesseraProtConsensusClasses', 'TesseraProtConsensusPoses',
-            'TesseraProtConsensusCtf']
+            'TesseraProtConsensusCtf', 'TesseraProtCtfRefine']
         self.assertEqual(sorted(tessera_items(tree['Protocols SPA'])), sorted(expected))
         self.assertEqual(sorted(tessera_items(tree['All'])), sorted(expected))
 
@@ -317,8 +317,8 @@ class TestTesseraInScipion(unittest.TestCase):
     def test_forms(self):
         form = TesseraProtRefineHomo().getDefinition()
         self.assertEqual([s.label.get() for s in form.iterSections()],
-                         ['General', 'Input', 'Parameters', 'Dynamic mask', 'Convergence', 'Pose search', 'Run',
-                          'Parallelization'])
+                         ['General', 'Input', 'Parameters', 'Dynamic mask', 'Convergence', 'Pose search',
+                          'CTF refinement', 'Run', 'Parallelization'])
         self.assertEqual(form.getParam('particles').pointerClass.get(), 'SetOfParticles')
         self.assertEqual(form.getParam('max_iterations').label.get(), 'Maximum iterations')
         self.assertEqual(form.getParam('initial_lowpass_A').label.get(), 'Initial low-pass (Å)')
@@ -372,16 +372,18 @@ class TestTesseraInScipion(unittest.TestCase):
                 self.assertIn('--overlay', view._cmd)
 
     def test_validation_figures_render(self):
-        """The local-resolution run's map opens coloured by its local resolution, and the orientation
-        run's figure renders, when the Qt viewers are built."""
+        """The local-resolution run's map opens coloured by its local resolution, the orientation
+        run's figure renders, and a local refinement's map shows its modules, when the Qt viewers
+        are built."""
         if not build_option('TESSERA_WITH_QT'):
             self.skipTest('TESSERA_WITH_QT is OFF in this build')
         cases = [(self.locres, '_showVolume', 'tessera_view_volume', '--color-by'),
-                 (self.orientations, '_showOrientations', 'tessera_view_orientations', '')]
+                 (self.orientations, '_showOrientations', 'tessera_view_orientations', ''),
+                 (self.local, '_showVolume', 'tessera_view_volume', '--modules')]
         for i, (prot, method, program, option) in enumerate(cases):
             viewer = TesseraViewer(project=self.project, protocol=prot)
             viewer.setProtocol(prot)
-            if method == '_showVolume':
+            if prot is self.locres:
                 names = [n for n, _ in viewer._outputsOf(Volume)]
                 viewer.displayVolume.set(names.index('outputLocallyFiltered'))
             views = getattr(viewer, method)()
