@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <numbers>
 #include <vector>
 
@@ -124,6 +125,42 @@ double reconstruction_error(bool with_ctf, int n_images, const ReconstructOption
 // about 2% in shells 1-7, whatever the number of views). RELION removes it
 // with iterative gridding weights; Tessera does not yet. The bound below is
 // the measured error plus margin, and catches any convention or scale error.
+// A band-limited projector (the volume's transform cropped to band_limited_box) projects like the
+// full one up to its limit: same frequencies in pixels of the full box, no scaling. The blobs are
+// smooth (sigma >= 2 px: their amplitude at 24 of 64 pixels is e^-11 of its peak), so almost nothing
+// of them lies beyond the limit, and the two differ only by the interpolation kernel's correction
+// on the two grids.
+TEST(Projector, BandLimitedProjectsLikeTheFullOneUpToItsLimit) {
+  const int n = 64;
+  const RealGrid v = blob_volume(n);
+  const Projector full(v);
+  const int limit = 24;
+  const Projector limited = Projector::band_limited(v, limit);
+  EXPECT_EQ(limited.box(), n);
+  EXPECT_EQ(limited.grid_box(), band_limited_box(n, limit));
+  EXPECT_LT(limited.grid_box(), n);
+  EXPECT_DOUBLE_EQ(limited.max_radius_px(), limit);
+  std::vector<float> kx, ky;
+  for (int y = -limit; y <= limit; ++y)
+    for (int x = 0; x <= limit; ++x)
+      if (x * x + y * y <= limit * limit) kx.push_back(static_cast<float>(x)), ky.push_back(static_cast<float>(y));
+  std::vector<cfloat> a(kx.size()), b(kx.size());
+  Rng rng = item_rng(3, 1);
+  double err = 0, ref = 0;
+  for (int t = 0; t < 5; ++t) {
+    const Mat3 r = euler_to_matrix(random_euler(rng));
+    full.project_points(r, kx.data(), ky.data(), kx.size(), a.data());
+    limited.project_points(r, kx.data(), ky.data(), kx.size(), b.data());
+    for (std::size_t j = 0; j < a.size(); ++j) err += std::norm(a[j] - b[j]), ref += std::norm(a[j]);
+  }
+  std::printf("band-limited against full projector: relative RMS difference %.2e\n", std::sqrt(err / ref));
+  EXPECT_LT(std::sqrt(err / ref), 1e-3);
+  // The whole image as project() draws it: the same picture (the full projector's frequencies
+  // beyond the limit hold almost nothing of these blobs).
+  const Mat3 r = euler_to_matrix({30, 60, 90});
+  EXPECT_LT(relative_rms_error(limited.project_image(r), full.project_image(r)), 1e-4);
+}
+
 TEST(BackProjector, ReconstructsNoiseFreeProjections) {
   EXPECT_LT(reconstruction_error(false, 1500), 0.045);
 }

@@ -102,22 +102,41 @@ double trilinear_gridding_kernel(double r_px, int box, int padding) {
 }
 
 Projector::Projector(const RealGrid& volume, int padding, std::optional<double> max_radius_px)
-    : box_(volume.nx()), pad_(padding), pbox_(padding * volume.nx()) {
-  if (volume.ny() != box_ || volume.nz() != box_ || box_ < 2)
-    throw std::invalid_argument("Projector: the volume must be cubic");
+    : Projector(volume, padding, max_radius_px, volume.nx()) {}
+
+// `volume` is on the grid the transform is held on (n^3); the projector serves a box of
+// logical_box >= n, whose frequencies (in its pixels) are the grid's up to n / 2.
+Projector::Projector(const RealGrid& volume, int padding, std::optional<double> max_radius_px, int logical_box)
+    : box_(logical_box), pad_(padding), pbox_(padding * volume.nx()) {
+  const int n = volume.nx();
+  if (volume.ny() != n || volume.nz() != n || n < 2) throw std::invalid_argument("Projector: the volume must be cubic");
   if (padding < 1) throw std::invalid_argument("Projector: padding must be >= 1");
-  rmax_ = default_radius(box_, max_radius_px);
+  rmax_ = std::min(default_radius(box_, max_radius_px), n / 2.0);
   RealGrid corrected = volume;
-  const int c = box_ / 2;
-  for (int z = 0; z < box_; ++z)
-    for (int y = 0; y < box_; ++y)
-      for (int x = 0; x < box_; ++x) {
+  const int c = n / 2;
+  for (int z = 0; z < n; ++z)
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
         const double r = std::sqrt(double(x - c) * (x - c) + double(y - c) * (y - c) + double(z - c) * (z - c));
-        corrected(x, y, z) = static_cast<float>(volume(x, y, z) / trilinear_gridding_kernel(r, box_, pad_));
+        corrected(x, y, z) = static_cast<float>(volume(x, y, z) / trilinear_gridding_kernel(r, n, pad_));
       }
   RealGrid padded = pad_volume(corrected, pbox_);
   centre_to_corner(padded, true);
   data_ = fft_3d(padded);
+}
+
+Projector Projector::band_limited(const RealGrid& volume, double band_limit_px, int padding) {
+  const int box = volume.nx(), n = band_limited_box(box, band_limit_px);
+  if (n >= box) return Projector(volume, padding);
+  // The cropped transform's inverse divides by n^3 where the volume's forward transform summed
+  // box^3 voxels, so the coarse grid's transform is the volume's at every kept frequency: the
+  // projections agree with the full projector's without scaling.
+  RealGrid corner = volume;
+  centre_to_corner(corner, true);
+  RealGrid coarse = ifft_3d(resize_spectrum(fft_3d(corner), box, n), n);
+  corner = RealGrid();
+  corner_to_centre(coarse, true);
+  return Projector(coarse, padding, band_limit_px, box);
 }
 
 cfloat Projector::sample(double x, double y, double z) const {

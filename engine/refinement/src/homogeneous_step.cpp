@@ -97,8 +97,11 @@ struct Prepared {
         mates(FourierDisk::make(c.box,
                                 std::min(c.kmax_px, std::max(2.0, c.box * c.pixel_A / o.relaxation_max_res_A)))) {
     const std::array<RealGrid, 2> refs = references(st, o, c.pixel_A);
+    // The references come from a reconstruction band-limited at this alignment limit's band (or
+    // the initial low-pass): their projectors hold only those frequencies, on the smaller grid.
+    const std::optional<double> band = reconstruction_band_limit(c.kmax_px, c.box);
     for (int h = 0; h < 2; ++h) {
-      projector[h] = std::make_unique<Projector>(refs[h]);
+      projector[h] = std::make_unique<Projector>(band ? Projector::band_limited(refs[h], *band) : Projector(refs[h]));
       search[h] = factory(c);
       search[h]->prepare(*projector[h], inv_sigma2, kmax_px);
     }

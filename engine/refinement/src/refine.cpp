@@ -19,6 +19,17 @@
 #include "tessera/random.hpp"
 
 namespace tessera {
+
+// The maps are the next iteration's references, aligned up to 4 shells beyond the new
+// resolution, and the FSC must reach past the new resolution to find it: 10 shells of room
+// beyond this iteration's alignment limit (RELION's default increment of the current size), and
+// a quarter more while the resolution still jumps (an early iteration can gain 20 shells).
+std::optional<double> reconstruction_band_limit(double kmax_px, int box) {
+  const double limit = 1.25 * kmax_px + 10;
+  if (band_limited_box(box, limit) >= box) return std::nullopt;
+  return limit;
+}
+
 namespace {
 
 class FscRegularizer final : public Regularizer {
@@ -95,17 +106,6 @@ std::vector<double> local_resolution_quantiles_A(const RealGrid& cutoff_px, cons
 }
 
 constexpr long kBatch = 8;  // particles handed to the step at once
-
-// The frequencies an iteration's maps need (Fourier pixels), or none when that is nearly all of
-// them. The maps are the next iteration's references, aligned up to 4 shells beyond the new
-// resolution, and the FSC must reach past the new resolution to find it: 10 shells of room
-// beyond this iteration's alignment limit (RELION's default increment of the current size), and
-// a quarter more while the resolution still jumps (an early iteration can gain 20 shells).
-std::optional<double> reconstruction_band_limit(double kmax_px, int box) {
-  const double limit = 1.25 * kmax_px + 10;
-  if (band_limited_box(box, limit) >= box) return std::nullopt;
-  return limit;
-}
 
 // Processes this rank's share of `which` on all threads; returns the share's outcomes.
 std::vector<double> process_share(ParticleStep& step, const RefineState& st, const IterationContext& c,

@@ -31,7 +31,18 @@ class Projector {
   /// volume: cubic, centred at N/2. max_radius_px: highest frequency kept.
   explicit Projector(const RealGrid& volume, int padding = 2, std::optional<double> max_radius_px = {});
 
+  /// A projector of the volume's frequencies up to band_limit_px only, held on the grid of
+  /// band_limited_box(N, band_limit_px) (the same physical box at a coarser pixel: its transform
+  /// is the volume's, cropped) when that is smaller than N: the 3D transform and the memory fall
+  /// with the cube of that grid, and projections sample a smaller, cache-friendlier table. It
+  /// projects like the full projector (box() is N, frequencies in pixels of N) up to the limit;
+  /// max_radius_px() is at most the limit. For a refinement's band-limited iterations, whose
+  /// references hold nothing beyond their reconstruction's band limit anyway.
+  static Projector band_limited(const RealGrid& volume, double band_limit_px, int padding = 2);
+
   int box() const { return box_; }
+  /// The box of the grid the transform is held on: box(), or smaller for band_limited().
+  int grid_box() const { return pbox_ / pad_; }
   int padding() const { return pad_; }
   double max_radius_px() const { return rmax_; }
 
@@ -45,8 +56,9 @@ class Projector {
   void project_points(const Mat3& a, const float* kx, const float* ky, std::size_t n, cfloat* out) const;
 
  private:
+  Projector(const RealGrid& volume, int padding, std::optional<double> max_radius_px, int logical_box);
   cfloat sample(double x, double y, double z) const;  // padded-grid Fourier coordinates
-  int box_, pad_, pbox_;
+  int box_, pad_, pbox_;  // pbox_: padding x the grid's box (box_, or smaller when band-limited)
   double rmax_;
   ComplexGrid data_;  // half-complex transform of the padded, pre-corrected volume
 };
