@@ -189,7 +189,7 @@ tp::Schema make_schema() {
                {.help = "JSON: scale statistics and the estimated fraction of the removed region's signal left."});
   s.add_output("left_by_shell", tp::OutputKind::Table, "Left per shell",
                {.help = "JSON in fsc.json's shape: the estimated share of the removed region's signal left, per "
-                        "shell and by cause; tessera_view_fsc draws it (--crossings none)."});
+                        "shell and by cause; tessera_view_fsc draws it (--thresholds none --crossings none)."});
   s.add_output("kept_map", tp::OutputKind::Volume, "Kept region",
                {.help = "The map times the kept mask, re-centred and cut like the particles: a reference for them."});
   return s;
@@ -498,7 +498,7 @@ tp::Json left_by_band_json(const LeftEstimate& e) {
 }
 
 // left_by_shell.json: the estimate per shell in fsc.json's shape (box, voxel_A, shells, curves),
-// so that tessera_view_fsc draws it (--crossings none).
+// so that tessera_view_fsc draws it (--thresholds none --crossings none).
 void write_left_by_shell(tp::RunContext& ctx, const Inputs& in, const LeftEstimate& e) {
   auto curve = [](const std::vector<double>& v) {
     std::vector<double> c{0.0};  // shell 0 is not estimated

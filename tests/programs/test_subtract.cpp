@@ -350,8 +350,9 @@ TEST(SubtractProgram, EnvelopeKeepsTheSolventNoiseOutAndTheEstimateFollowsIt) {
   if (fs::exists(viewer)) {
     const fs::path png = tmp / "left.png";
     const RunResult r = test::run_exe(tmp, viewer,
-                                      {(tmp / "auto" / "left_by_shell.json").string(), "--crossings", "none",
-                                       "--title", "removed signal left", "--export", png.string()},
+                                      {(tmp / "auto" / "left_by_shell.json").string(), "--thresholds", "none", "--crossings",
+                                       "none", "--y-label", "share left", "--title", "removed signal left",
+                                       "--export", png.string()},
                                       "QT_QPA_PLATFORM=offscreen");
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_GT(fs::exists(png) ? fs::file_size(png) : 0, 1000u);

@@ -184,6 +184,25 @@ TEST_F(ViewFsc, CurvesCrossingsAndThresholdsLieWhereTheDataPutThem) {
   expect_threshold_line(img, chart, 0.5);
 }
 
+// Curves that are not FSCs (tessera_subtract's left_by_shell.json): no threshold lines, and the y
+// axis titled as asked.
+TEST_F(ViewFsc, NoThresholdLinesAndAnotherAxisTitle) {
+  const fs::path png = tmp_ / "plain.png", geo = tmp_ / "plain.json";
+  const RunResult r = run_viewer(tmp_, "fsc",
+                                 {(tmp_ / "rec").string(), "--thresholds", "none", "--crossings", "none", "--y-label",
+                                  "share left", "--export", png.string(), "--geometry-json", geo.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json g = load_json(geo);
+  const Json& chart = chart_named(g, "fsc");
+  for (const auto& series : chart.at("series")) {
+    EXPECT_NE(series.at("kind"), "threshold") << series.dump();
+    EXPECT_NE(series.at("kind"), "crossing") << series.dump();
+  }
+  EXPECT_EQ(chart.at("y_label"), "share left");
+  const QImage img = load_png(png);
+  for (const Curve& c : curves_of_json(tmp_ / "rec" / "fsc.json")) expect_curve_drawn(img, chart, c.name, c);
+}
+
 // Two runs and RELION's postprocess.star in one plot: each curve at its own
 // data, named after its run; RELION's corrected curve crosses 0.143 between
 // the shell RELION reports (rlnFinalResolution) and the next.

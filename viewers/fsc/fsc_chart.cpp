@@ -188,7 +188,7 @@ QChart* make_fsc_chart(const std::vector<FscCurveData>& curves, const FscPlotOpt
   auto* y = new QCategoryAxis;
   y->setLabelsPosition(QCategoryAxis::AxisLabelsPositionOnValue);
   y->setRange(ymin, kYMax);
-  y->setTitleText("FSC");
+  y->setTitleText(QString::fromStdString(options.y_label));
   for (int tick = static_cast<int>(std::ceil(ymin * 5 - 1e-9)); tick <= 5; ++tick)
     y->append(QString::fromStdString(fmt::format("{:.1f}", tick / 5.0)), tick / 5.0);
   chart->addAxis(x, Qt::AlignBottom);
@@ -298,6 +298,7 @@ Json chart_geometry(const QChart& chart, double dx, double dy) {
     const auto* v = qobject_cast<QValueAxis*>(a);
     if (!v || a->alignment() == Qt::AlignTop) continue;
     g[a->orientation() == Qt::Horizontal ? "x_range" : "y_range"] = {v->min(), v->max()};
+    if (a->orientation() == Qt::Vertical) g["y_label"] = a->titleText().toStdString();
   }
   Json series = Json::array();
   for (QAbstractSeries* s : chart.series()) {

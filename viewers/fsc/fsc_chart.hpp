@@ -30,6 +30,7 @@ struct FscPlotOptions {
   /// Own: each curve at its own threshold; All: each curve at every line; None.
   Crossings crossings = Crossings::Own;
   std::string title;
+  std::string y_label = "FSC";           ///< the y axis's title
   std::optional<double> max_frequency;  ///< x range end, 1/A (default: highest Nyquist)
 };
 

@@ -194,7 +194,8 @@ void select_stats(FscInputs& in, const std::vector<std::string>& wanted) {
 FscPlotOptions plot_options(const QCommandLineParser& p) {
   FscPlotOptions o;
   o.thresholds.clear();
-  for (const auto& t : option_list(p, "thresholds")) {
+  const std::vector<std::string> thresholds = option_list(p, "thresholds");
+  for (const auto& t : thresholds == std::vector<std::string>{"none"} ? std::vector<std::string>() : thresholds) {
     const std::optional<double> v = parse_finite(t);
     if (!v || !(*v > -1 && *v < 1)) throw InputError(fmt::format("--thresholds: '{}' is not in (-1, 1)", t));
     o.thresholds.push_back(*v);
@@ -209,6 +210,7 @@ FscPlotOptions plot_options(const QCommandLineParser& p) {
   else
     throw InputError(fmt::format("--crossings: '{}' is not own, all or none", mode));
   o.title = p.value("title").toStdString();
+  o.y_label = p.value("y-label").toStdString();
   if (p.isSet("max-res-A")) o.max_frequency = 1.0 / option_double(p, "max-res-A", 0.1);
   return o;
 }
@@ -250,7 +252,10 @@ void add_options(QCommandLineParser& p) {
   p.addOption({"curves", "Curves to show, by name as in the legend (default: all).", "A,B"});
   p.addOption({"labels", "A label per input, used before curve names and for runs (default: folder names).", "L1,L2"});
   p.addOption({"log", "A run.log.jsonl whose iteration events to plot (repeatable).", "FILE"});
-  p.addOption({"thresholds", "FSC threshold lines.", "T1,T2", "0.143,0.5"});
+  p.addOption({"thresholds", "FSC threshold lines ('none': no line).", "T1,T2", "0.143,0.5"});
+  p.addOption({"y-label", "Title of the y axis (e.g. for curves that are not FSCs, such as tessera_subtract's "
+                          "left_by_shell.json).",
+               "TEXT", "FSC"});
   p.addOption(
       {"crossings", "Mark crossings: own (each curve at its threshold), all (at every line), none.", "MODE", "own"});
   p.addOption({"title", "Title of the FSC plot.", "TEXT"});
