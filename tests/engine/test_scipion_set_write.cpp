@@ -80,6 +80,8 @@ ParticleSet synthetic_set(const fs::path& base_dir) {
   g1.number = 1, g1.name = "og1", g1.pixel_A = 1.5, g1.image_size = 128, g1.voltage_kV = 300, g1.extra = {"2"};
   g2.number = 2, g2.name = "og2", g2.pixel_A = 1.5, g2.image_size = 128, g2.voltage_kV = 200, g2.cs_mm = 0.01,
   g2.amplitude_contrast = 0.07, g2.extra = {"2"};
+  g2.beam_tilt_x_mrad = 0.5, g2.beam_tilt_y_mrad = -0.3, g2.odd_zernike = {0.1, -0.2, 0.3, 0, 0, 0.05};
+  g2.even_zernike = {0, 0, 0, 0, 1.5e-3}, g2.mag_matrix = {1.01, 0.002, 0.002, 0.99};
   s.optics = {g1, g2};
   s.optics_extra_labels = {"rlnImageDimensionality"};
   s.particle_extra_labels = {"rlnImageId",   "rlnCoordinateX",           "rlnCoordinateY", "rlnMicrographId",
@@ -129,6 +131,12 @@ TEST_F(ScipionSetTest, SyntheticSetRoundTrip) {
     EXPECT_EQ(r.optics[k].amplitude_contrast, s.optics[k].amplitude_contrast);
     EXPECT_EQ(r.optics[k].pixel_A, 1.5);
     EXPECT_EQ(r.optics[k].image_size, 128);
+    // The aberrations travel in opticsGroupInfo's STAR text (optics_aberrations.hpp).
+    EXPECT_EQ(r.optics[k].beam_tilt_x_mrad, s.optics[k].beam_tilt_x_mrad);
+    EXPECT_EQ(r.optics[k].beam_tilt_y_mrad, s.optics[k].beam_tilt_y_mrad);
+    EXPECT_EQ(r.optics[k].odd_zernike, k == 0 ? std::vector<double>(6, 0.0) : s.optics[k].odd_zernike);
+    EXPECT_EQ(r.optics[k].even_zernike, k == 0 ? std::vector<double>(5, 0.0) : s.optics[k].even_zernike);
+    EXPECT_EQ(r.optics[k].mag_matrix, s.optics[k].mag_matrix);
   }
   // Coordinates and micrograph id go through _coordinate and _micId, class number through _classId.
   EXPECT_EQ(r.particle_extra_labels,

@@ -11,6 +11,7 @@
 // shortest round-trip representation.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <string>
 #include <tuple>
 
@@ -66,7 +67,8 @@ void expect_table_kept(const StarTable& original, const StarTable& written) {
 
 /// Every field of an optics group / a particle, for exact comparison.
 auto fields(const tessera::OpticsGroup& g) {
-  return std::tuple(g.number, g.name, g.pixel_A, g.image_size, g.voltage_kV, g.cs_mm, g.amplitude_contrast, g.extra);
+  return std::tuple(g.number, g.name, g.pixel_A, g.image_size, g.voltage_kV, g.cs_mm, g.amplitude_contrast,
+                    g.beam_tilt_x_mrad, g.beam_tilt_y_mrad, g.odd_zernike, g.even_zernike, g.mag_matrix, g.extra);
 }
 auto fields(const tessera::Particle& p) {
   const tessera::ProjectionPose pose = p.pose.value_or(tessera::ProjectionPose{});
@@ -240,14 +242,19 @@ TEST(ParticlesStar, SixOpticsGroups) {
   EXPECT_EQ(s.optics[3].cs_mm, 2.6);
   EXPECT_EQ(s.optics[1].pixel_A, 1.24);
   EXPECT_EQ(s.optics[5].amplitude_contrast, 0.1);
-  EXPECT_EQ(s.optics_extra_labels,
-            (std::vector<std::string>{"rlnImageDimensionality", "rlnCtfDataAreCtfPremultiplied", "rlnBeamTiltX",
-                                      "rlnBeamTiltY", "rlnOddZernike", "rlnEvenZernike", "rlnMagMat00",
-                                      "rlnMagMat01", "rlnMagMat10", "rlnMagMat11", "rlnMicrographPixelSize"}));
-  EXPECT_EQ(g1.extra.at(2), "0.657334");
-  EXPECT_EQ(s.optics[5].extra.at(3), "2.446621");
-  EXPECT_EQ(s.optics[5].extra.at(10), "1.035000");
-  EXPECT_EQ(s.optics[0].extra.at(4), "[1.70554063513,1.2131261042,2.54522458134,0,0,3.56183614819]");
+  // The aberration columns are typed (optics_aberrations.hpp); the rest stay text.
+  EXPECT_EQ(s.optics_extra_labels, (std::vector<std::string>{"rlnImageDimensionality", "rlnCtfDataAreCtfPremultiplied",
+                                                             "rlnMicrographPixelSize"}));
+  EXPECT_EQ(g1.beam_tilt_x_mrad, 0.657334);
+  EXPECT_EQ(g1.beam_tilt_y_mrad, 0.884982);
+  EXPECT_EQ(s.optics[5].beam_tilt_y_mrad, 2.446621);
+  EXPECT_EQ(s.optics[5].extra.at(2), "1.035000");
+  EXPECT_EQ(g1.odd_zernike, (std::vector<double>{1.70554063513, 1.2131261042, 2.54522458134, 0, 0, 3.56183614819}));
+  ASSERT_EQ(g1.even_zernike.size(), 9u);
+  EXPECT_EQ(g1.even_zernike[1], 27.0686280677);
+  EXPECT_EQ(s.optics[5].even_zernike[8], -1.61338028088);
+  EXPECT_EQ(g1.mag_matrix, (std::array<double, 4>{1.011472, 0.004231, 0.004560, 1.008858}));
+  EXPECT_EQ(s.optics[5].mag_matrix, (std::array<double, 4>{1.006131, -0.00887, -0.00768, 0.999765}));
   const auto& first = s.particles.front();
   EXPECT_EQ(first.image.index, 3);
   EXPECT_EQ(first.image.path, "Polish/job520/Micrographs/0003_shiny.mrcs");
@@ -437,6 +444,54 @@ TEST(ParticlesStar, RoundTripKeepsEveryValueAndColumn) {
   }
 }
 
+TEST(ParticlesStar, AberrationColumnsOnlyWhereNeededAndPadded) {
+  TempDir dir;
+  ParticleSet a;
+  a.optics.resize(2);
+  a.optics[1].number = 2;
+  a.particles.resize(1);
+  a.particles[0].image = tessera::ImageRef{1, "stack.mrcs"};
+  const fs::path out = dir.path() / "out.star";
+  tessera::write_particles_star(out, a, dir.path());
+  for (const char* label : {"rlnBeamTiltX", "rlnOddZernike", "rlnEvenZernike", "rlnMagMat00"})
+    EXPECT_FALSE(tessera::read_star(out).find("optics")->has(label)) << label;  // none has aberrations
+  a.optics[0].beam_tilt_y_mrad = -0.25;
+  a.optics[1].odd_zernike = {0.5, -1.5};
+  a.optics[1].even_zernike = {0, 0, 2e-3};
+  a.optics[0].mag_matrix = {1.02, 0.001, 0.001, 0.98};
+  tessera::write_particles_star(out, a, dir.path());
+  const StarTable optics = *tessera::read_star(out).find("optics");
+  EXPECT_EQ(optics.rows[0][static_cast<std::size_t>(optics.column("rlnBeamTiltX"))], "0");
+  EXPECT_EQ(optics.rows[0][static_cast<std::size_t>(optics.column("rlnOddZernike"))], "[0,0]");  // padded
+  EXPECT_EQ(optics.rows[1][static_cast<std::size_t>(optics.column("rlnEvenZernike"))], "[0,0,0.002]");
+  EXPECT_EQ(optics.rows[1][static_cast<std::size_t>(optics.column("rlnMagMat00"))], "1");
+  const ParticleSet b = tessera::read_particles_star(out, dir.path());
+  EXPECT_TRUE(b.optics_extra_labels.empty());
+  EXPECT_EQ(b.optics[0].beam_tilt_y_mrad, -0.25);
+  EXPECT_EQ(b.optics[0].odd_zernike, (std::vector<double>{0, 0}));
+  EXPECT_EQ(b.optics[1].odd_zernike, (std::vector<double>{0.5, -1.5}));
+  EXPECT_EQ(b.optics[1].even_zernike, (std::vector<double>{0, 0, 2e-3}));
+  EXPECT_EQ(b.optics[0].mag_matrix, (std::array<double, 4>{1.02, 0.001, 0.001, 0.98}));
+  EXPECT_EQ(b.optics[1].mag_matrix, (std::array<double, 4>{1, 0, 0, 1}));
+}
+
+TEST(ParticlesStar, BadAberrationValueNamesTheFileGroupAndColumn) {
+  TempDir dir;
+  const fs::path star = dir.path() / "bad.star";
+  write_text(star,
+             "data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n_rlnOddZernike\n1 1.0 [0.1,x]\n\n"
+             "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@s.mrcs 1\n");
+  try {
+    (void)tessera::read_particles_star(star);
+    FAIL() << "no error";
+  } catch (const tessera::InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("bad.star"), std::string::npos) << m;
+    EXPECT_NE(m.find("optics group 1: rlnOddZernike"), std::string::npos) << m;
+    EXPECT_NE(m.find("'x' is not a finite number"), std::string::npos) << m;
+  }
+}
+
 TEST(ParticlesStar, LegacyWrittenAs31) {
   const auto data = tessera::test::shared_data();
   if (!data) GTEST_SKIP() << "shared test data not present";
@@ -527,10 +582,13 @@ TEST(ParticlesStar, DebianRelionReadsWhatWeWrite) {
   TempDir dir;
   ParticleSet s;
   s.base_dir = dir.path();
-  // number, name, pixel_A, image_size, voltage_kV, cs_mm, amplitude_contrast, extra
-  const tessera::OpticsGroup g1{1, "", 1.25, 128, 300, 2.7, 0.1, {"2", "0.5"}};
-  const tessera::OpticsGroup g2{2, "second", 0.8, 200, 200, 0.01, 0.07, {"2", "-0.25"}};
-  s.optics_extra_labels = {"rlnImageDimensionality", "rlnBeamTiltX"};
+  const tessera::OpticsGroup g1{.number = 1, .name = "", .pixel_A = 1.25, .image_size = 128, .voltage_kV = 300,
+                                .cs_mm = 2.7, .amplitude_contrast = 0.1, .beam_tilt_x_mrad = 0.5,
+                                .mag_matrix = {1.02, 0.001, -0.002, 0.985}, .extra = {"2"}};
+  const tessera::OpticsGroup g2{.number = 2, .name = "second", .pixel_A = 0.8, .image_size = 200, .voltage_kV = 200,
+                                .cs_mm = 0.01, .amplitude_contrast = 0.07, .beam_tilt_x_mrad = -0.25,
+                                .odd_zernike = {0.125, -0.25, 0.5, 0, 0, 0.75}, .extra = {"2"}};
+  s.optics_extra_labels = {"rlnImageDimensionality"};
   s.optics = {g1, g2};
   s.particle_extra_labels = {"rlnClassNumber"};
   for (int i = 1; i <= 3; ++i) {
@@ -566,7 +624,11 @@ TEST(ParticlesStar, DebianRelionReadsWhatWeWrite) {
     EXPECT_NEAR(r.optics[i].cs_mm, s.optics[i].cs_mm, tol);
     EXPECT_NEAR(r.optics[i].amplitude_contrast, s.optics[i].amplitude_contrast, tol);
     EXPECT_EQ(r.optics[i].image_size, s.optics[i].image_size);
+    EXPECT_NEAR(r.optics[i].beam_tilt_x_mrad, s.optics[i].beam_tilt_x_mrad, tol);
+    for (std::size_t j = 0; j < 4; ++j) EXPECT_NEAR(r.optics[i].mag_matrix[j], s.optics[i].mag_matrix[j], tol);
   }
+  ASSERT_EQ(r.optics[1].odd_zernike.size(), 6u);
+  for (std::size_t j = 0; j < 6; ++j) EXPECT_NEAR(r.optics[1].odd_zernike[j], s.optics[1].odd_zernike[j], tol);
   EXPECT_EQ(r.optics[0].name, "opticsGroup1");
   EXPECT_EQ(r.optics[1].name, "second");
   for (std::size_t i = 0; i < 3; ++i) {

@@ -11,6 +11,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/mrc.hpp"
+#include "tessera/optics_aberrations.hpp"
 
 namespace tessera {
 namespace fs = std::filesystem;
@@ -322,6 +323,7 @@ ParticleSet read_particles_star(const fs::path& star, std::optional<fs::path> ba
     const StarTable* particles = file.find("particles");
     if (particles == nullptr) throw InputError(fmt::format("{}: has data_optics but no data_particles", name));
     read_optics(name, *file.find("optics"), set);
+    take_aberration_columns(set, name);
     read_particles_31(name, *particles, set);
   } else {
     const StarTable* table = nullptr;
@@ -358,7 +360,10 @@ StarTable optics_table(const ParticleSet& set) {
   const bool sizes = !set.optics.empty() &&
                      std::all_of(set.optics.begin(), set.optics.end(), [](const OpticsGroup& g) { return g.image_size > 0; });
   if (sizes) t.labels.push_back("rlnImageSize");
-  const std::vector<std::size_t> extras = kept_extras(set.optics_extra_labels, t.labels);
+  const std::vector<OpticsTextColumn> aberrations = aberration_columns(set);
+  for (const auto& c : aberrations) t.labels.push_back(c.label);
+  std::vector<std::size_t> extras = kept_extras(set.optics_extra_labels, t.labels);
+  std::erase_if(extras, [&](std::size_t e) { return is_aberration_label(set.optics_extra_labels[e]); });
   for (const std::size_t e : extras) t.labels.push_back(set.optics_extra_labels[e]);
   for (const auto& g : set.optics) {
     if (g.extra.size() != set.optics_extra_labels.size())
@@ -368,6 +373,8 @@ StarTable optics_table(const ParticleSet& set) {
                                     g.name.empty() ? fmt::format("opticsGroup{}", g.number) : g.name,
                                     num(g.amplitude_contrast), num(g.cs_mm), num(g.voltage_kV), num(g.pixel_A)};
     if (sizes) row.push_back(fmt::format("{}", g.image_size));
+    const auto group = static_cast<std::size_t>(&g - set.optics.data());
+    for (const auto& c : aberrations) row.push_back(c.values[group]);
     for (const std::size_t e : extras) row.push_back(g.extra[e]);
     t.rows.push_back(std::move(row));
   }

@@ -17,6 +17,7 @@
 #include "sqlite_db.hpp"
 #include "tessera/error.hpp"
 #include "tessera/geometry.hpp"
+#include "tessera/optics_aberrations.hpp"
 #include "tessera/scipion_set.hpp"
 #include "tessera/star.hpp"
 
@@ -439,6 +440,7 @@ ParticleSet read_scipion_particles(const fs::path& sqlite, ScipionSetInfo* info_
   ParticleSet set;
   set.optics = std::move(optics.groups);
   set.optics_extra_labels = std::move(optics.extra_labels);
+  take_aberration_columns(set, file + " (_acquisition.opticsGroupInfo)");
   set.base_dir = info.project_root;
   std::vector<bool> seen(plan.extras.size(), false);
   std::vector<long long> ids;

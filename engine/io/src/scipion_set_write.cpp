@@ -19,6 +19,7 @@
 #include "sqlite_db.hpp"
 #include "tessera/error.hpp"
 #include "tessera/geometry.hpp"
+#include "tessera/optics_aberrations.hpp"
 #include "tessera/scipion_set.hpp"
 #include "tessera/star.hpp"
 
@@ -107,7 +108,14 @@ std::string optics_star_text(const ParticleSet& set) {
               "rlnSphericalAberration", "rlnVoltage",         "rlnImagePixelSize"};
   const bool sizes = std::all_of(set.optics.begin(), set.optics.end(), [](const auto& g) { return g.image_size > 0; });
   if (sizes) t.labels.push_back("rlnImageSize");
-  t.labels.insert(t.labels.end(), set.optics_extra_labels.begin(), set.optics_extra_labels.end());
+  const std::vector<OpticsTextColumn> aberrations = aberration_columns(set);
+  for (const auto& c : aberrations) t.labels.push_back(c.label);
+  std::vector<std::size_t> extras;
+  for (std::size_t e = 0; e < set.optics_extra_labels.size(); ++e)
+    if (!is_aberration_label(set.optics_extra_labels[e])) {
+      extras.push_back(e);
+      t.labels.push_back(set.optics_extra_labels[e]);
+    }
   const bool dimensionality = std::find(t.labels.begin(), t.labels.end(), "rlnImageDimensionality") == t.labels.end();
   if (dimensionality) t.labels.push_back("rlnImageDimensionality");
   for (const auto& g : set.optics) {
@@ -119,7 +127,9 @@ std::string optics_star_text(const ParticleSet& set) {
     if (g.extra.size() != set.optics_extra_labels.size())
       throw std::invalid_argument(fmt::format("optics group {} has {} extra values for {} extra labels", g.number,
                                               g.extra.size(), set.optics_extra_labels.size()));
-    row.insert(row.end(), g.extra.begin(), g.extra.end());
+    const auto group = static_cast<std::size_t>(&g - set.optics.data());
+    for (const auto& c : aberrations) row.push_back(c.values[group]);
+    for (const std::size_t e : extras) row.push_back(g.extra[e]);
     if (dimensionality) row.push_back("2");
     t.rows.push_back(std::move(row));
   }

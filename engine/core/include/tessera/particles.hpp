@@ -31,6 +31,12 @@ struct OpticsGroup {
   double voltage_kV = 300;        ///< rlnVoltage
   double cs_mm = 2.7;             ///< rlnSphericalAberration
   double amplitude_contrast = 0.1;///< rlnAmplitudeContrast
+  /// Aberrations beyond defocus and Cs, in RELION 3.1's optics columns (optics_aberrations.hpp
+  /// reads and writes them; ctf.hpp and forward_model.hpp say how the model applies them).
+  double beam_tilt_x_mrad = 0, beam_tilt_y_mrad = 0;  ///< rlnBeamTiltX/Y
+  std::vector<double> odd_zernike;                     ///< rlnOddZernike: odd-aberration coefficients
+  std::vector<double> even_zernike;                    ///< rlnEvenZernike: even-aberration coefficients
+  std::array<double, 4> mag_matrix{1, 0, 0, 1};        ///< rlnMagMat00, 01, 10, 11: anisotropic magnification
   std::vector<std::string> extra; ///< values of ParticleSet::optics_extra_labels
 };
 
