@@ -1,4 +1,4 @@
-"""The tutorials' workflow templates (tutorials/01_refinement_basics, tutorials/03_membrane_protein) in a
+"""The tutorials' workflow templates (tutorials/01_refinement_basics, 02_small_protein, 03_membrane_protein) in a
 real, headless Scipion, and the screenshots of their forms that the tutorial pages show.
 
 Each template is loaded as the pages say Scipion loads it: the plugin's templates
@@ -34,6 +34,8 @@ from pyworkflow.plugin import Domain  # noqa: E402
 
 FIGURES_ROOT = os.environ.get('TESSERA_TUTORIAL_FIGURES_ROOT')
 SMALL = ['--phantom-box-px', '32', '--pixel-A', '3', '--count', '300', '--snr', '0.1', '--threads', '2', '--quiet']
+COMPLEX = ['--phantom', 'complex', '--scale-sigma', '0.2', '--module-rotation-sigma-deg', '4',
+           '--module-shift-sigma-px', '1.5']
 MICELLE = ['--disorder', '--disorder-belt-shape', 'torus', '--disorder-belt-outer-radius-A', '42',
            '--disorder-belt-height-A', '24']
 
@@ -189,6 +191,7 @@ def figure(tutorial, name):
 class TutorialTestBase(unittest.TestCase):
     TEMPLATE = TUTORIAL = None
     SHOTS = ()  # (object id, tab or None, figure name)
+    FILES = {}  # template alias -> file of the simulation, where not the defaults above
 
     @classmethod
     def setUpClass(cls):
@@ -197,6 +200,7 @@ class TutorialTestBase(unittest.TestCase):
         values = {'particlesStar': os.path.join(sim, 'particles.star'), 'pixelSize': 3.0,
                   'initialVolume': os.path.join(sim, 'truth.mrc'), 'referenceMap': os.path.join(sim, 'truth.mrc'),
                   'mask': os.path.join(sim, 'truth_mask.mrc'), 'maxIterations': 2, 'threads': 2}
+        values.update({alias: os.path.join(sim, name) for alias, name in cls.FILES.items()})
         cls.template = TutorialTemplate(cls.TEMPLATE, folder, values)
         cls.protocols = cls.template.protocols
 
@@ -235,6 +239,36 @@ class TestTutorial01Template(TutorialTestBase):
         self.assertEqual(len(refine.outputVolume.getHalfMaps().split(',')), 2)
         self.check_fsc_against_reference(validate)
         self.assertTrue(os.path.exists(validate.outputSharpened.getFileName()))
+
+
+class TestTutorial02Template(TutorialTestBase):
+    TEMPLATE, TUTORIAL, EXTRA = 'tutorial_02_small_protein', '02_small_protein', COMPLEX
+    FILES = {'referenceMap': 'module_2.mrc', 'mask': 'module_2_mask.mrc', 'removeMask': 'module_1_mask.mrc'}
+    SHOTS = (('9', None, 'subtract'), ('9', 'Fit', 'subtract_fit'), ('10', None, 'refine_local'),
+             ('10', 'Refinement', 'refine_local_refinement'))
+
+    def test_1_forms_screenshots(self):
+        self.check_screenshots()
+
+    def test_2_template_runs(self):
+        classes = {k: p.getClassName() for k, p in self.protocols.items()}
+        self.assertEqual(classes, {'2': 'ProtImportParticles', '3': 'ProtImportVolumes', '4': 'ProtImportVolumes',
+                                   '5': 'ProtImportMask', '6': 'ProtImportMask', '7': 'TesseraProtRefineHomo',
+                                   '8': 'TesseraProtValidateFsc', '9': 'TesseraProtSubtract',
+                                   '10': 'TesseraProtRefineLocal', '11': 'TesseraProtValidateFsc'})
+        subtract, local = self.protocols['9'], self.protocols['10']
+        self.assertEqual(subtract.getEnumText('mask_role'), 'remove')
+        self.assertEqual(subtract.getEnumText('scale'), 'fit')
+        self.assertFalse(local.subtract_other_modules.get())
+        self.template.run(sorted(self.protocols, key=int))
+        self.assertEqual(subtract.outputParticles.getSize(), 300)
+        with open(subtract._getExtraPath('subtraction.json')) as f:
+            fitted = json.load(f)
+        self.assertGreater(fitted['scale']['sd'], 0.0)  # a contrast per particle, not one for all
+        self.assertEqual(local.outputParticles.getSize(), 300)
+        self.assertTrue(local.outputVolume.hasHalfMaps())
+        for key in ('8', '11'):
+            self.check_fsc_against_reference(self.protocols[key])
 
 
 class TestTutorial03Template(TutorialTestBase):
