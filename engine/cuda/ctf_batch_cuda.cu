@@ -130,6 +130,16 @@ void CudaCtfApplier::apply_validated(ComplexGrid& stack, int nx,
                                      const std::vector<CtfParams>& params, double pixel_A,
                                      CtfOp op) {
   static_assert(sizeof(cfloat) == sizeof(float2));
+  // The kernel evaluates defocus, astigmatism, Cs and phase shift only; refuse what it would leave out.
+  for (std::size_t z = 0; z < params.size(); ++z)
+    for (const double c : params[z].even_zernike)
+      if (c != 0)
+        throw InputError("CTF parameters of image " + std::to_string(z) +
+                         ": the CUDA CTF does not apply even aberrations (rlnEvenZernike) yet; run without --gpu");
+  for (std::size_t z = 0; z < params.size(); ++z)
+    if (params[z].mag_matrix != std::array<double, 4>{1, 0, 0, 1})
+      throw InputError("CTF parameters of image " + std::to_string(z) +
+                       ": the CUDA CTF does not apply anisotropic magnification (rlnMagMat) yet; run without --gpu");
   const cuda::DeviceScope scope(device_);
   const int hx = stack.nx(), ny = stack.ny();
   const std::size_t batch = params.size();

@@ -2,10 +2,14 @@
 // with symmetry, and their FSC (and the FSC against a reference, if given).
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "common/cli.hpp"
 #include "common/io.hpp"
 #include "common/run_context.hpp"
+#include "tessera/ctf.hpp"
 #include "tessera/error.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/particle_images.hpp"
 #include "tessera/reconstruct_set.hpp"
@@ -41,6 +45,11 @@ tp::Schema make_schema() {
   s.add_bool("ctf", "Correct CTF", {.default_value = true, .help = "Weight by the CTF (off: images without CTF)."});
   s.add_bool("wiener", "Wiener filter",
              {.default_value = true, .help = "Regularize with the signal power estimated from the half-map FSC."});
+  s.add_choice("ewald_sphere", "Ewald sphere correction", {"off", "positive", "negative"},
+               {.default_value = "off",
+                .help = "Insert each image as its two sidebands, each on its own sheet of the Ewald sphere "
+                        "(both half maps; twice the insertion cost; needs --ctf). For large particles at high "
+                        "resolution; the sign depends on the data's hand (docs/ewald_sphere.md)."});
   s.add_int("padding", "Padding", {.default_value = 2, .min = 1, .max = 4, .help = "Oversampling of Fourier space.",
                                    .level = tp::Level::Advanced});
   s.add_float("voxel_A", "Pixel size override",
@@ -103,8 +112,20 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   o.padding = v.get<int>("padding");
   o.apply_ctf = v.get<bool>("ctf");
   o.wiener = v.get<bool>("wiener");
+  o.ewald_sphere = parse_ewald_sphere(v.get<std::string>("ewald_sphere"));
+  if (o.ewald_sphere != EwaldSphere::Off && !o.apply_ctf)
+    throw InputError("--ewald-sphere: the sidebands need the CTF (give --ctf true or --ewald-sphere off)");
   ctx.info(fmt::format("{} particles, {} A/px, symmetry {} (order {})", set.particles.size(), voxel_A, sym.name(),
                        sym.order()));
+  if (o.ewald_sphere != EwaldSphere::Off) {
+    const OpticsGroup& g = set.optics_of(set.particles.front());
+    ctx.info(fmt::format("Ewald sphere correction ({}): lambda {:.5f} A, sheets {:.3f} px off the central slice at "
+                         "Nyquist (optics group {})",
+                         ewald_sphere_name(o.ewald_sphere), electron_wavelength_A(g.voltage_kV),
+                         std::abs(ewald_curvature_px(o.ewald_sphere, g.voltage_kV, box, voxel_A)) * (box / 2.0) *
+                             (box / 2.0),
+                         g.number));
+  }
   ctx.start();
   const HalfSetReconstruction r =
       reconstruct_particles(set, o, [&](long done, long total) { ctx.progress("back-project", done, total); });

@@ -13,6 +13,7 @@
 #include "common/processes.hpp"
 #include "common/run_context.hpp"
 #include "tessera/error.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/local_refine.hpp"
 #include "tessera/mrc.hpp"
@@ -98,6 +99,12 @@ tp::Schema make_schema() {
                       "(2 cross-validation folds per half, Butterworth filters, adaptive window factor 3) instead "
                       "of one Wiener filter per module.",
               .section = "Refinement"});
+  s.add_choice("ewald_sphere", "Ewald sphere correction", {"off", "positive", "negative"},
+               {.default_value = "off",
+                .help = "Reconstruct each module's half maps with the Ewald sphere's curvature (each particle "
+                        "inserted as its two sidebands; the other modules are still subtracted with the flat "
+                        "model). The sign depends on the data's hand (docs/ewald_sphere.md).",
+                .section = "Refinement"});
   s.add_float("particle_diameter_A", "Particle diameter",
               {.min = 0.0, .min_exclusive = true, .unit = "A",
                .help = "Sets the images' soft circular window; default 0.8 x the box.", .section = "Pose search",
@@ -163,6 +170,7 @@ LocalRefineOptions options(const tp::Values& v, const Inputs& in) {
   o.refine.local.final_step_deg = v.get<double>("final_step_deg");
   o.refine.local.shift_range_px = v.get<double>("shift_range_A") / in.pixel_A;
   o.refine.local.marginalize = v.get<bool>("marginalize");
+  o.refine.ewald_sphere = parse_ewald_sphere(v.get<std::string>("ewald_sphere"));
   if (v.get<bool>("priors")) {
     o.refine.local.prior_rotation_sigma_deg = v.get<double>("prior_rotation_sigma_deg");
     o.refine.local.prior_shift_sigma_px = v.get<double>("prior_shift_sigma_A") / in.pixel_A;

@@ -10,6 +10,7 @@
 #include "refinement/finish.hpp"
 #include "refinement/state.hpp"
 #include "tessera/error.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particle_images.hpp"
 #include "tessera/run_files.hpp"
@@ -81,6 +82,13 @@ void declare_model(Schema& s) {
                        "limit). The default is the GSFSC split's: finer frequencies differ between the half maps, "
                        "and a particle's own noise in its half's map favours the mate it was inserted at.",
                .level = Level::Advanced, .condition = "symmetry_relaxation != 'none'"});
+  s.add_choice("ewald_sphere", "Ewald sphere correction", {"off", "positive", "negative"},
+               {.default_value = "off",
+                .help = "Reconstruct both half maps with the Ewald sphere's curvature: each particle is inserted "
+                        "as its two sidebands, each on its own sheet of the sphere (twice the insertion cost). "
+                        "Matters for large particles at high resolution (curvature lambda |k|^2 / 2 against the "
+                        "particle's size). The sign depends on the data's hand: try both, keep the one that "
+                        "improves the resolution. Alignment keeps the flat model (docs/ewald_sphere.md)."});
   s.add_float("initial_lowpass_A", "Initial low-pass", {.default_value = 30.0, .min = 2.0, .unit = "A"});
   s.add_float("gsfsc_split_A", "GSFSC split resolution",
               {.default_value = 20.0, .min = 2.0, .unit = "A",
@@ -179,6 +187,7 @@ RefineOptions refine_options(const Values& v, int box, double pixel_A) {
   o.symmetry_relaxation = parse_symmetry_relaxation(v.get<std::string>("symmetry_relaxation"));
   if (o.symmetry_relaxation != SymmetryRelaxation::None && o.symmetry.size() < 2)
     throw InputError("--symmetry-relaxation: needs a --symmetry other than C1 (its operators name the mates)");
+  o.ewald_sphere = parse_ewald_sphere(v.get<std::string>("ewald_sphere"));
   o.initial_lowpass_A = v.get<double>("initial_lowpass_A");
   o.gsfsc_split_A = v.get<double>("gsfsc_split_A");
   o.max_align_res_A = v.get_optional<double>("max_align_res_A");

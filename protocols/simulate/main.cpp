@@ -1,6 +1,7 @@
 // tessera_simulate: particle images with known poses from one volume, or from
 // several module volumes that move rigidly against each other per particle.
 #include <algorithm>
+#include <cmath>
 #include <fmt/format.h>
 #include <thread>
 
@@ -8,6 +9,8 @@
 #include "common/io.hpp"
 #include "common/run_context.hpp"
 #include "tessera/error.hpp"
+#include "tessera/aberrations.hpp"
+#include "tessera/magnification.hpp"
 #include "tessera/mask.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/particles_star.hpp"
@@ -129,12 +132,50 @@ tp::Schema make_schema() {
                        "while particles.star keeps the micrograph's (wrong) values, as a CTF estimated per "
                        "micrograph is; particles_truth.star holds the true ones (for testing CTF refinement).",
                .section = "CTF", .condition = "ctf"});
+  s.add_float("anisotropic_magnification_percent", "Anisotropic magnification",
+              {.default_value = 0.0, .min = 0.0, .max = 20.0, .unit = "%",
+               .help = "Images made with the magnification matrix M = R(a) diag(1 + p/200, 1 - p/200) R(a)^T "
+                       "(p this percentage, a --anisotropy-angle-deg; RELION 3.1's rlnMagMat, docs/ctf_refine.md): "
+                       "the projection and the CTF at M k. particles.star has the identity and the defocus the "
+                       "images show (re-expressed in the observed frame, as a per-micrograph CTF fit sees it); "
+                       "particles_truth.star the true matrix and defocus.",
+               .section = "CTF"});
+  s.add_float("anisotropy_angle_deg", "Anisotropy direction",
+              {.default_value = 0.0, .min = -180.0, .max = 180.0, .unit = "deg",
+               .help = "Direction (from +x towards +y) in which frequencies are stretched most by "
+                       "--anisotropic-magnification-percent.",
+               .section = "CTF"});
+  s.add_float("beam_tilt_x_mrad", "Beam tilt X",
+              {.default_value = 0.0, .min = -20.0, .max = 20.0, .unit = "mrad",
+               .help = "Beam tilt of the images (rlnBeamTiltX, RELION 3.1's convention, docs/ctf_refine.md): an odd "
+                       "phase -2 pi Cs lambda^2 |k|^2 (k . t). particles.star has none (as before a fit); "
+                       "particles_truth.star has the true aberrations.",
+               .section = "CTF", .condition = "ctf"});
+  s.add_float("beam_tilt_y_mrad", "Beam tilt Y",
+              {.default_value = 0.0, .min = -20.0, .max = 20.0, .unit = "mrad", .help = "rlnBeamTiltY (see X).",
+               .section = "CTF", .condition = "ctf"});
+  s.add_string("odd_zernike", "Odd Zernike coefficients",
+               {.default_value = "",
+                .help = "Odd aberrations of the images, comma-separated, in rlnOddZernike's order and units "
+                        "(radians at k in 1/A: index 2 and 5 are trefoil, rad A^3); empty: none.",
+                .section = "CTF", .condition = "ctf"});
+  s.add_string("even_zernike", "Even Zernike coefficients",
+               {.default_value = "",
+                .help = "Even aberrations added to the CTF's phase, comma-separated, in rlnEvenZernike's order and "
+                        "units (index 4 and 8 are tetrafoil, 6 spherical, rad A^4); empty: none.",
+                .section = "CTF", .condition = "ctf"});
   s.add_int("particles_per_micrograph", "Particles per micrograph",
             {.default_value = 100, .min = 1, .help = "Particles sharing one defocus.", .section = "CTF"});
   s.add_float("voltage_kV", "Voltage", {.default_value = 300.0, .min = 1.0, .unit = "kV", .section = "CTF"});
   s.add_float("cs_mm", "Spherical aberration", {.default_value = 2.7, .min = 0.0, .unit = "mm", .section = "CTF"});
   s.add_float("amplitude_contrast", "Amplitude contrast",
               {.default_value = 0.1, .min = 0.0, .max = 1.0, .max_exclusive = true, .section = "CTF"});
+  s.add_choice("ewald_sphere", "Ewald sphere curvature", {"off", "positive", "negative"},
+               {.default_value = "off",
+                .help = "Form the protein's images on the Ewald sphere: two sidebands, each from its own sheet of "
+                        "the sphere, whose curvature follows from the voltage's wavelength, the box and the pixel "
+                        "size (docs/ewald_sphere.md defines the sign). Off: the central slice (flat). Needs --ctf.",
+                .section = "CTF"});
   s.add_bool("noise", "Add noise", {.default_value = true, .section = "Noise"});
   s.add_float("snr", "SNR", {.default_value = 0.1, .min = 0.0, .min_exclusive = true,
                              .help = "Signal variance / noise variance over the box; the signal is the protein's "
@@ -287,6 +328,29 @@ std::optional<DisorderOptions> disorder_options(const tp::Values& v, const Truth
   return d;
 }
 
+// "a,b,c" (blanks allowed; empty: none) as finite numbers.
+std::vector<double> coefficient_list(const std::string& text, const char* option) {
+  std::vector<double> out;
+  if (text.find_first_not_of(" \t") == std::string::npos) return out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || item.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(value))
+      throw InputError(fmt::format("{}: '{}' is not a comma-separated list of numbers ('{}')", option, text, item));
+    out.push_back(value);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 SimulationOptions simulation_options(const tp::Values& v, double voxel_A) {
   SimulationOptions o;
   o.count = v.get<std::int64_t>("count");
@@ -306,6 +370,17 @@ SimulationOptions simulation_options(const tp::Values& v, double voxel_A) {
   o.voltage_kV = v.get<double>("voltage_kV");
   o.cs_mm = v.get<double>("cs_mm");
   o.amplitude_contrast = v.get<double>("amplitude_contrast");
+  o.ewald_sphere = parse_ewald_sphere(v.get<std::string>("ewald_sphere"));
+  if (const double mag = v.get<double>("anisotropic_magnification_percent"); mag > 0)
+    o.mag_matrix = anisotropic_magnification(mag, v.get<double>("anisotropy_angle_deg"));
+  if (o.ewald_sphere != EwaldSphere::Off && !o.apply_ctf)
+    throw InputError("--ewald-sphere: the sidebands need the CTF (give --ctf true or --ewald-sphere off)");
+  if (o.apply_ctf) {
+    o.beam_tilt_x_mrad = v.get<double>("beam_tilt_x_mrad");
+    o.beam_tilt_y_mrad = v.get<double>("beam_tilt_y_mrad");
+    o.odd_zernike = coefficient_list(v.get<std::string>("odd_zernike"), "--odd-zernike");
+    o.even_zernike = coefficient_list(v.get<std::string>("even_zernike"), "--even-zernike");
+  }
   if (v.get<bool>("noise")) o.snr = v.get<double>("snr");
   o.scale_sigma = v.get<double>("scale_sigma");
   o.origin_sigma_A = v.get<double>("origin_sigma_A");
@@ -365,10 +440,21 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   const Truth truth = truth_of(vols);
   SimulationOptions options = simulation_options(v, vols.voxel_A);
   options.disorder = disorder_options(v, truth, vols.voxel_A);
+  if (options.disorder && options.mag_matrix != kIdentity2)
+    throw InputError("--anisotropic-magnification-percent: the disordered component is not magnified; not with "
+                     "--disorder");
   const Simulator sim(vols.modules, std::move(options));
   const int box = sim.box();
   ctx.info(fmt::format("{} particles, box {} at {} A/px, {} module(s), noise sigma {:.4g}", sim.options().count, box,
                        vols.voxel_A, vols.modules.size(), sim.noise_sigma()));
+  if (const EwaldSphere e = sim.options().ewald_sphere; e != EwaldSphere::Off)
+    ctx.info(fmt::format("Ewald sphere ({}): lambda {:.5f} A at {} kV; at Nyquist the sheets lie {:.3f} px off the "
+                         "central slice (box {}, {} A/px)",
+                         ewald_sphere_name(e), electron_wavelength_A(sim.options().voltage_kV),
+                         sim.options().voltage_kV,
+                         std::abs(ewald_curvature_px(e, sim.options().voltage_kV, box, vols.voxel_A)) * (box / 2.0) *
+                             (box / 2.0),
+                         box, vols.voxel_A));
   if (const DisorderOptions* d = sim.options().disorder ? &*sim.options().disorder : nullptr)
     ctx.info(fmt::format("disorder: {} envelope voxels, sigma {:.3g} px, RMS {:.4g} and mean {:.4g} inside the "
                          "envelope (the protein's RMS inside its mask: {:.4g})",
@@ -388,12 +474,26 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   }
   ParticleSet set = particle_set(sim, particles);
   set.base_dir = ctx.out_dir();
+  const bool magnified = sim.options().mag_matrix != kIdentity2;
+  const bool aberrated = has_odd_aberrations(sim.optics()) || has_even_aberrations(sim.optics());
+  if ((magnified || aberrated) && !(sim.options().defocus_error_sigma_A > 0))
+    tp::save_particles(ctx, set, "particles_truth", "particles_truth", "");
+  if (aberrated) {  // particles.star: no aberrations, as a set before they are fitted
+    OpticsGroup& g = set.optics.front();
+    g.beam_tilt_x_mrad = g.beam_tilt_y_mrad = 0;
+    g.odd_zernike.clear();
+    g.even_zernike.clear();
+  }
   if (sim.options().defocus_error_sigma_A > 0) {  // the truth apart; particles.star gets the micrographs' defoci
     tp::save_particles(ctx, set, "particles_truth", "particles_truth", "");
     for (std::size_t i = 0; i < sims.size(); ++i) {
       set.particles[i].defocus_u_A -= sims[i].defocus_error_A;
       set.particles[i].defocus_v_A -= sims[i].defocus_error_A;
     }
+  }
+  if (magnified) {  // as the images show it without the matrix: the identity, the defocus re-expressed
+    for (Particle& p : set.particles) reexpress_defocus(p, set.optics.front().mag_matrix, kIdentity2);
+    set.optics.front().mag_matrix = kIdentity2;
   }
   tp::save_particles(ctx, set, "particles", "particles_star", "particles_sqlite");
 

@@ -16,6 +16,7 @@
 #include "common/run_context.hpp"
 #include "subtract/schema.hpp"
 #include "tessera/error.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mrc.hpp"
 #include "tessera/star.hpp"
@@ -199,7 +200,7 @@ void subtract_chunk(const Inputs& in, Done& done, std::vector<RealGrid>& images,
     done.results[i] = in.subtractor->subtract(img, p, in.set.optics_of(p));
     std::array<int, 3> shift{0, 0, 0};
     if (in.centre) {
-      const Recentring r = recentre(*p.pose, *in.centre, in.voxel_A);
+      const Recentring r = recentre(*p.pose, *in.centre, in.voxel_A, in.set.optics_of(p).mag_matrix);
       shift = {r.shift_x_px, r.shift_y_px, 0};
       p.pose = r.pose;
     }

@@ -137,5 +137,18 @@ TEST(CtfBatchCuda, ChunkedAndReusedPlanMatchesCpu) {
   EXPECT_THROW(gpu_applier->apply(wrong, small, demanding_params(3), 1.0), std::invalid_argument);
 }
 
+// The kernel does not evaluate the CTF at M k (ctf.hpp): a magnification matrix is refused, the
+// stack left as it was, rather than a CTF the CPU would not give.
+TEST(CtfBatchCuda, RefusesAnisotropicMagnification) {
+  std::string why;
+  if (usable_devices(why) == 0) GTEST_SKIP() << why;
+  auto params = demanding_params(2);
+  params[1].mag_matrix = {1.01, 0, 0, 0.99};
+  const ComplexGrid input = random_stack(64, 64, 2, 3);
+  ComplexGrid gpu = input;
+  EXPECT_THROW(make_cuda_ctf_applier(0)->apply(gpu, 64, params, 1.0), InputError);
+  EXPECT_EQ(gpu.values(), input.values());
+}
+
 }  // namespace
 }  // namespace tessera

@@ -31,6 +31,7 @@ std::vector<Row> simulate_rows() {
       option("simulate_count_zero", s, {"--count", "0"}),
       option("simulate_negative_snr", s, {"--snr", "-1"}),
       option("simulate_defocus_max_below_min", s, {"--defocus-min-A", "20000", "--defocus-max-A", "100"}),
+      option("simulate_ewald_sphere_without_ctf", s, {"--ctf", "false", "--ewald-sphere", "negative"}),
       bad_file("simulate_all_zero_volume", s, "--volume", "zero.mrc", volume(constant(0))),
       bad_file("simulate_volume_not_mrc", s, "--volume", "notes.mrc", text("a map\n")),
       bad_file("simulate_volume_is_a_stack", s, "--volume", "stack.mrc", cut(&Valid::stack, 1.0)),
@@ -101,6 +102,7 @@ std::vector<Row> reconstruct_rows() {
                volume([](const Valid& ok) { return read_mrc(ok.truth).data; }, 2.0)),
       option("reconstruct_max_resolution_coarser_than_box", r, {"--max-res-A", "1000"}),
       option("reconstruct_unknown_symmetry", r, {"--symmetry", "X5"}),
+      option("reconstruct_ewald_sphere_without_ctf", r, {"--ctf", "false", "--ewald-sphere", "positive"}),
       bad_file("reconstruct_params_unknown_name", r, "--params", "typo.json", text("{\"symetry\": \"C2\"}")),
       // Nobody, root included, can make a folder in /proc.
       option("reconstruct_out_cannot_be_created", r, {"--out", "/proc/tessera-bad-input/out"}),
@@ -121,6 +123,7 @@ std::vector<Row> refine_rows() {
       option("refine_homo_window_outer_zero", r, {"--window-outer-frac", "0"}),
       option("refine_homo_initial_lowpass_coarser_than_box", r, {"--initial-lowpass-A", "1000"}),
       option("refine_homo_symmetry_relaxation_in_c1", r, {"--symmetry-relaxation", "maximization"}),
+      option("refine_homo_unknown_ewald_sphere", r, {"--ewald-sphere", "both"}),
       option("refine_homo_continue_without_a_run", r, {"--continue", "true"}),
       bad_file("refine_homo_mask_above_one", r, "--mask", "mask2.mrc", volume(constant(2))),
       bad_file("refine_homo_all_zero_reference", r, ref, "zero.mrc", volume(constant(0))),

@@ -41,6 +41,11 @@ std::vector<Row> ctf_refine_rows() {
       bad_file("ctf_refine_no_ctf", c, "--particles", "no_ctf.star", particles(clear_ctf)),
       option("ctf_refine_zero_step", c, {"--defocus-step-A", "0"}),
       option("ctf_refine_max_res_coarser_than_min_res", c, {"--max-res-A", "30", "--min-res-A", "20"}),
+      option("ctf_refine_even_odd_order", c, {"--fit-odd", "true", "--odd-order", "2"}),
+      option("ctf_refine_odd_even_order", c, {"--fit-even", "true", "--even-order", "3"}),
+      option("ctf_refine_aberrations_max_res_coarser_than_min_res", c,
+             {"--fit-beam-tilt", "true", "--aberrations-min-res-A", "20", "--aberrations-max-res-A", "30"}),
+      option("ctf_refine_nothing_to_refine", c, {"--refine-defocus", "false"}),
   };
 }
 

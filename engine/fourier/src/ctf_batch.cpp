@@ -31,6 +31,9 @@ void check_params(const CtfParams& p, std::size_t z) {
   for (double v : values)
     if (!std::isfinite(v))
       throw InputError(fmt::format("CTF parameters of image {}: a value is not finite ({})", z, v));
+  for (const double c : p.even_zernike)
+    if (!std::isfinite(c))
+      throw InputError(fmt::format("CTF parameters of image {}: an even aberration coefficient is not finite ({})", z, c));
   if (p.voltage_kV <= 0)
     throw InputError(fmt::format("CTF parameters of image {}: voltage {} kV is not positive", z,
                                  p.voltage_kV));

@@ -24,19 +24,25 @@ double default_radius(int box, std::optional<double> r) {
 }
 
 // Visit the 2D frequencies of a half-complex box x box image within rmax,
-// with their padded 3D coordinates under rotation a.
+// with their padded 3D coordinates under rotation a: A^T (kx, ky, kz) with
+// kz = curvature_px * (kx^2 + ky^2) (0: the central slice; else an Ewald sheet).
 template <class F>
-void for_each_slice_point(int box, int pad, double rmax, const Mat3& a, F&& f) {
+void for_each_slice_point(int box, int pad, double rmax, const Mat3& a, double curvature_px, F&& f) {
   const int hx = box / 2 + 1;
   const double r2max = rmax * rmax;
   for (int iy = 0; iy < box; ++iy) {
     const int ky = fourier_index(iy, box);
     for (int ix = 0; ix < hx; ++ix) {
-      if (double(ix) * ix + double(ky) * ky > r2max) continue;
-      // A^T (kx, ky, 0) = kx * row0(A) + ky * row1(A)
-      const double x = pad * (ix * a[0][0] + ky * a[1][0]);
-      const double y = pad * (ix * a[0][1] + ky * a[1][1]);
-      const double z = pad * (ix * a[0][2] + ky * a[1][2]);
+      const double k2 = double(ix) * ix + double(ky) * ky;
+      if (k2 > r2max) continue;
+      // A^T (kx, ky, kz) = kx * row0(A) + ky * row1(A) + kz * row2(A)
+      double x = pad * (ix * a[0][0] + ky * a[1][0]);
+      double y = pad * (ix * a[0][1] + ky * a[1][1]);
+      double z = pad * (ix * a[0][2] + ky * a[1][2]);
+      if (curvature_px != 0) {
+        const double kz = pad * curvature_px * k2;
+        x += kz * a[2][0], y += kz * a[2][1], z += kz * a[2][2];
+      }
       f(ix, iy, x, y, z);
     }
   }
@@ -165,10 +171,12 @@ cfloat Projector::sample(double x, double y, double z) const {
   return c.conjugate ? std::conj(acc) : acc;
 }
 
-void Projector::project(const Mat3& a, ComplexGrid& out) const {
+void Projector::project(const Mat3& a, ComplexGrid& out) const { project_curved(a, 0.0, out); }
+
+void Projector::project_curved(const Mat3& a, double curvature_px, ComplexGrid& out) const {
   if (out.nx() != box_ / 2 + 1 || out.ny() != box_ || out.nz() != 1) out = ComplexGrid(box_ / 2 + 1, box_);
   out.fill(cfloat(0, 0));
-  for_each_slice_point(box_, pad_, rmax_, a,
+  for_each_slice_point(box_, pad_, rmax_, a, curvature_px,
                        [&](int ix, int iy, double x, double y, double z) { out(ix, iy) = sample(x, y, z); });
 }
 
@@ -252,16 +260,20 @@ void BackProjector::splat(double x, double y, double z, cfloat value, float weig
   });
 }
 
-void BackProjector::insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a) {
-  for_each_slice_point(box_, pad_, rmax_, a, [&](int ix, int iy, double x, double y, double z) {
+void BackProjector::insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a, double curvature_px) {
+  for_each_slice_point(box_, pad_, rmax_, a, curvature_px, [&](int ix, int iy, double x, double y, double z) {
     splat(x, y, z, data(ix, iy), weight(ix, iy));
   });
 }
 
 void BackProjector::insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a) {
+  insert(data, weight, a, 0.0);
+}
+
+void BackProjector::insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a, double curvature_px) {
   if (data.nx() != box_ / 2 + 1 || data.ny() != box_ || !weight.same_shape(data))
     throw std::invalid_argument("BackProjector::insert: image transform of the wrong shape");
-  for (const Mat3& r : symmetry_) insert_one(data, weight, multiply(a, r));
+  for (const Mat3& r : symmetry_) insert_one(data, weight, multiply(a, r), curvature_px);
 }
 
 void BackProjector::add(const BackProjector& other) {

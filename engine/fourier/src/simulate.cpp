@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "tessera/aberrations.hpp"
 #include "tessera/fft.hpp"
 #include "tessera/forward_model.hpp"
 #include "tessera/random.hpp"
@@ -64,6 +65,10 @@ Simulator::Simulator(const std::vector<RealGrid>& modules, SimulationOptions opt
     projectors_.emplace_back(m);
     centres_.push_back(centre_of_mass_px(m));
   }
+  if (opt_.ewald_sphere != EwaldSphere::Off && !opt_.apply_ctf)
+    throw std::invalid_argument("Simulator: the Ewald sphere's sidebands need the CTF (apply_ctf)");
+  if (opt_.disorder && opt_.mag_matrix != std::array<double, 4>{1, 0, 0, 1})
+    throw std::invalid_argument("Simulator: the disordered component is not magnified; no mag_matrix with it");
   if (opt_.disorder) {
     if (!opt_.disorder->envelope.same_shape(modules.front()))
       throw std::invalid_argument(fmt::format("Simulator: the disorder's envelope is {}x{}x{}, the volumes' box {}",
@@ -71,6 +76,7 @@ Simulator::Simulator(const std::vector<RealGrid>& modules, SimulationOptions opt
                                               opt_.disorder->envelope.nz(), box_));
     disorder_.emplace(*opt_.disorder, opt_.pixel_A);
   }
+  if (has_odd_aberrations(optics())) odd_phase_ = odd_phase_factor(optics(), box_);
   if (opt_.snr) {
     if (*opt_.snr <= 0) throw std::invalid_argument("Simulator: SNR must be positive");
     // Spread the sample over the whole run so every defocus range is represented.
@@ -93,6 +99,11 @@ OpticsGroup Simulator::optics() const {
   g.voltage_kV = opt_.voltage_kV;
   g.cs_mm = opt_.cs_mm;
   g.amplitude_contrast = opt_.amplitude_contrast;
+  g.beam_tilt_x_mrad = opt_.beam_tilt_x_mrad;
+  g.beam_tilt_y_mrad = opt_.beam_tilt_y_mrad;
+  g.odd_zernike = opt_.odd_zernike;
+  g.even_zernike = opt_.even_zernike;
+  g.mag_matrix = opt_.mag_matrix;
   return g;
 }
 
@@ -155,9 +166,16 @@ SimulatedParticle Simulator::draw(long index) const {
 
 ComplexGrid Simulator::protein_transform(const SimulatedParticle& sp, const RealGrid* ctf) const {
   ComplexGrid sum(box_ / 2 + 1, box_), module;
+  std::optional<EwaldCtf> ewald;
+  if (ctf && opt_.ewald_sphere != EwaldSphere::Off)
+    ewald = model_ewald_ctf(sp.particle, optics(), box_, opt_.ewald_sphere);
   for (std::size_t j = 0; j < projectors_.size(); ++j) {
     // The module's own origin already includes the particle's origin.
-    expected_transform(projectors_[j], model_pose(sp.module_poses[j], opt_.pixel_A), ctf, sp.particle.scale, module);
+    const ModelPose pose = model_pose(sp.module_poses[j], optics());  // its pixel size and magnification
+    if (ewald)
+      expected_transform_ewald(projectors_[j], pose, *ewald, sp.particle.scale, module);
+    else
+      expected_transform(projectors_[j], pose, ctf, sp.particle.scale, module);
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += module[i];
   }
   return sum;
@@ -166,7 +184,9 @@ ComplexGrid Simulator::protein_transform(const SimulatedParticle& sp, const Real
 RealGrid Simulator::render(const SimulatedParticle& sp) const {
   std::optional<RealGrid> ctf;
   if (opt_.apply_ctf) ctf = model_ctf(sp.particle, optics(), box_);
-  return to_image(protein_transform(sp, ctf ? &*ctf : nullptr), box_);
+  ComplexGrid f = protein_transform(sp, ctf ? &*ctf : nullptr);
+  if (!odd_phase_.empty()) multiply_odd_phase(f, odd_phase_, OddPhase::Apply);
+  return to_image(f, box_);
 }
 
 std::vector<float> Simulator::disorder_weights(long index) const {
@@ -202,6 +222,7 @@ SimulatedParticle Simulator::make(long index, RealGrid& image, RealGrid* noise_f
     ComplexGrid f = fft_2d(d);
     apply_image_formation(pose, ctf ? &*ctf : nullptr, p.scale, f);
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += f[i];
+    if (!odd_phase_.empty()) multiply_odd_phase(sum, odd_phase_, OddPhase::Apply);
     image = to_image(sum, box_);
   }
   if (noise_free) *noise_free = image;

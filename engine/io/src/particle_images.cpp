@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <vector>
 
+#include "tessera/aberrations.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera {
@@ -43,7 +44,21 @@ const ComplexGrid& ParticleImageReader::transform(const ParticleSet& set, const 
     for (std::size_t i = 0; i < img.size(); ++i) img[i] *= window_[i];
   centre_to_corner(img, false);
   fft_.forward(img, out_);
+  if (const ComplexGrid* phase = odd_phase(set.optics_of(p))) multiply_odd_phase(out_, *phase, OddPhase::Remove);
   return out_;
+}
+
+const ComplexGrid* ParticleImageReader::odd_phase(const OpticsGroup& g) {
+  if (!has_odd_aberrations(g)) return nullptr;
+  std::vector<double> c = effective_odd_zernike(g);
+  OddPhaseCache& cache = odd_phases_[g.number];
+  if (cache.factor.empty() || cache.coefficients != c || cache.mag != g.mag_matrix || cache.pixel_A != g.pixel_A) {
+    cache.factor = odd_phase_factor(g, box_);
+    cache.coefficients = std::move(c);
+    cache.mag = g.mag_matrix;
+    cache.pixel_A = g.pixel_A;
+  }
+  return &cache.factor;
 }
 
 void check_finite_image(const RealGrid& image, const Particle& p) {

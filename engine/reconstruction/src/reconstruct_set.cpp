@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <memory>
+#include <stdexcept>
 
 #include "tessera/ctf.hpp"
 #include "tessera/error.hpp"
@@ -23,7 +24,12 @@ void insert_particle(BackProjector& a, BackProjector& b, ParticleImageReader& im
                                  p.image.to_string()));
   const OpticsGroup& g = set.optics_of(p);
   const ComplexGrid& f = images.transform(set, p);
-  const ModelPose pose = model_pose(*p.pose, g.pixel_A);
+  const ModelPose pose = model_pose(*p.pose, g);
+  if (o.ewald_sphere != EwaldSphere::Off) {
+    if (!o.apply_ctf) throw std::invalid_argument("reconstruct_particles: the Ewald sphere needs the CTF");
+    backproject_ewald(half == 1 ? a : b, f, pose, model_ewald_ctf(p, g, box, o.ewald_sphere), p.scale, 1.0);
+    return;
+  }
   ComplexGrid data;
   RealGrid weight;
   if (o.apply_ctf) {
@@ -32,7 +38,7 @@ void insert_particle(BackProjector& a, BackProjector& b, ParticleImageReader& im
   } else {
     backprojection_terms(f, pose, nullptr, p.scale, 1.0, data, weight);
   }
-  (half == 1 ? a : b).insert(data, weight, pose.rotation);
+  (half == 1 ? a : b).insert(data, weight, model_matrix(pose));
 }
 
 }  // namespace

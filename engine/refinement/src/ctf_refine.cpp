@@ -23,7 +23,7 @@ DefocusScorer::DefocusScorer(const ComplexGrid& image, const Particle& particle,
   particle_.extra.clear();  // only the CTF's fields are used
   on_disk_ = put_on_disk(image, model_ctf(particle_, optics, disk.box), inv_sigma2, disk, pose.origin_x_px,
                          pose.origin_y_px, scale);
-  expected_points(reference, ModelPose{pose.rotation, 0, 0}, disk, nullptr, 1.0, projection_);
+  expected_points(reference, ModelPose{pose.rotation, 0, 0, pose.mag_matrix}, disk, nullptr, 1.0, projection_);
 }
 
 double DefocusScorer::score(double offset_A) {
@@ -133,9 +133,8 @@ DefocusScorer make_scorer(ParticleImageReader& reader, const ParticleSet& set, l
                           const std::vector<double>& inv_sigma2) {
   const Particle& p = set.particles[static_cast<std::size_t>(i)];
   const Projector& ref = projectors[projectors.size() == 2 ? static_cast<std::size_t>(p.half_set - 1) : 0];
-  const double pixel_A = set.optics_of(p).pixel_A;
-  return DefocusScorer(reader.transform(set, p), p, set.optics_of(p), ref, model_pose(*p.pose, pixel_A), disk,
-                       inv_sigma2, std::nullopt);
+  const OpticsGroup& g = set.optics_of(p);
+  return DefocusScorer(reader.transform(set, p), p, g, ref, model_pose(*p.pose, g), disk, inv_sigma2, std::nullopt);
 }
 
 // 1 / sigma^2 per shell from the residuals |X - a CTF P|^2 of up to `sample` particles spread

@@ -77,7 +77,10 @@ PoseEstimate current_pose(const Particle& p, double pixel_A) {
   return e;
 }
 
-ModelPose as_model(const PoseEstimate& e) { return {e.rotation, e.origin_x_px, e.origin_y_px}; }
+// A search's pose in the image-formation model, with the particle's optics group's magnification.
+ModelPose as_model(const PoseEstimate& e, const OpticsGroup& g) {
+  return {e.rotation, e.origin_x_px, e.origin_y_px, g.mag_matrix};
+}
 
 // Both halves' references and pose searches for one iteration, and what scoring a particle
 // against them needs.
@@ -108,9 +111,9 @@ struct Prepared {
   }
 
   // The particle's expected image at a pose, without its contrast scale, on the full disk.
-  std::vector<cfloat> model(const RealGrid& ctf, const PoseEstimate& e, int half) const {
+  std::vector<cfloat> model(const RealGrid& ctf, const PoseEstimate& e, const OpticsGroup& g, int half) const {
     std::vector<cfloat> m;
-    expected_points(*projector[half - 1], as_model(e), full, &ctf, 1.0, m);
+    expected_points(*projector[half - 1], as_model(e, g), full, &ctf, 1.0, m);
     return m;
   }
 
@@ -147,13 +150,19 @@ IterationContext iteration_context(const RefineState& st, const RefineOptions& o
 
 namespace {
 
-// Back-projects image f at a pose with probability `prob` (the model's adjoint, forward_model.hpp).
-void insert_at(BackProjector& bp, const ComplexGrid& f, const RealGrid& ctf, const PoseEstimate& e, double a,
-               double prob) {
+// Back-projects image f at a pose with probability `prob` (the model's adjoint, forward_model.hpp):
+// flat through `ctf`, or on the Ewald sphere when `ewald` is given.
+void insert_at(BackProjector& bp, const ComplexGrid& f, const RealGrid& ctf, const EwaldCtf* ewald,
+               const PoseEstimate& e, const OpticsGroup& g, double a, double prob) {
+  const ModelPose pose = as_model(e, g);
+  if (ewald) {
+    backproject_ewald(bp, f, pose, *ewald, a, prob);
+    return;
+  }
   ComplexGrid data;
   RealGrid weight;
-  backprojection_terms(f, as_model(e), &ctf, a, prob, data, weight);
-  bp.insert(data, weight, e.rotation);
+  backprojection_terms(f, pose, &ctf, a, prob, data, weight);
+  bp.insert(data, weight, model_matrix(pose));
 }
 
 class HomogeneousStep final : public ParticleStep {
@@ -186,7 +195,8 @@ class HomogeneousStep final : public ParticleStep {
     const Prepared& s = *refs_;
     for (std::size_t k = 0; k < batch.size(); ++k) {
       const Particle& p = set.particles[static_cast<std::size_t>(batch[k])];
-      RealGrid ctf = model_ctf(p, set.optics_of(p), s.box);
+      const OpticsGroup& g = set.optics_of(p);
+      RealGrid ctf = model_ctf(p, g, s.box);
       const ComplexGrid* image = &readers_[thread].transform(set, p);
       if (hooks_.remove_signal) {
         adjusted_[thread] = *image;
@@ -195,6 +205,7 @@ class HomogeneousStep final : public ParticleStep {
       }
       const ComplexGrid& f = *image;
       ParticleInput in{&f, &ctf, p.scale, current_pose(p, s.pixel_A)};
+      in.mag_matrix = g.mag_matrix;
       if (hooks_.prior_centre)
         if (const std::optional<ProjectionPose> c = hooks_.prior_centre(batch[k])) {
           const ModelPose m = model_pose(*c, s.pixel_A);
@@ -204,14 +215,16 @@ class HomogeneousStep final : public ParticleStep {
       s.search[p.half_set - 1]->search_batch({&in, 1}, {&e, 1});
       const double mate_posterior_taken = relax_symmetry(in, e, p.half_set);
       const double defocus_offset = refine_defocus_at(set, batch[k], thread, e, ctf);
-      const std::vector<cfloat> m = s.model(ctf, e, p.half_set);
+      const std::vector<cfloat> m = s.model(ctf, e, g, p.half_set);
       const double a = o_.minimize_scale ? s.least_squares_scale(f, m, s.kmax_px).value_or(p.scale) : p.scale;
       add_residual(s, f, m, a, acc);
       BackProjector& bp = acc.target(p.half_set, batch[k]);
+      const std::optional<EwaldCtf> ewald = ewald_ctf(set, p, defocus_offset);
+      const EwaldCtf* sidebands = ewald ? &*ewald : nullptr;
       if (e.posterior.empty()) {
-        insert_at(bp, f, ctf, e, a, 1.0);
+        insert_at(bp, f, ctf, sidebands, e, g, a, 1.0);
       } else {
-        for (const WeightedPose& wp : e.posterior) insert_at(bp, f, ctf, wp.pose, a, wp.weight);
+        for (const WeightedPose& wp : e.posterior) insert_at(bp, f, ctf, sidebands, wp.pose, g, a, wp.weight);
       }
       double* out = &outcomes[k * outcome_size()];
       out[0] = p.pose ? rotation_distance_deg(in.current.rotation, e.rotation) : std::numeric_limits<double>::quiet_NaN();
@@ -253,10 +266,12 @@ class HomogeneousStep final : public ParticleStep {
     for_each_particle(n, c.threads, [&](int t, long k) {
       const Particle& p = set.particles[static_cast<std::size_t>(k * all / n)];
       const ComplexGrid& f = readers_[t].transform(set, p);
-      const RealGrid ctf = model_ctf(p, set.optics_of(p), box);
-      const ParticleInput in{&f, &ctf, std::nullopt, current_pose(p, pixel_A)};
+      const OpticsGroup& g = set.optics_of(p);
+      const RealGrid ctf = model_ctf(p, g, box);
+      ParticleInput in{&f, &ctf, std::nullopt, current_pose(p, pixel_A)};
+      in.mag_matrix = g.mag_matrix;
       const PoseEstimate e = s.search[p.half_set - 1]->search(in);
-      contrast[k] = s.least_squares_scale(f, s.model(ctf, e, p.half_set), kfit).value_or(0.0) / p.scale;
+      contrast[k] = s.least_squares_scale(f, s.model(ctf, e, g, p.half_set), kfit).value_or(0.0) / p.scale;
     });
     std::erase_if(contrast, [](double v) { return !(v > 0); });
     if (contrast.size() < static_cast<std::size_t>(std::max<long>(1, n / 2)))
@@ -284,7 +299,7 @@ class HomogeneousStep final : public ParticleStep {
       hooks_.remove_signal(p, index, ctf, adjusted);
       f = &adjusted;
     }
-    DefocusScorer scorer(*f, p, g, *s.projector[p.half_set - 1], as_model(e), *defocus_disk_, s.inv_sigma2,
+    DefocusScorer scorer(*f, p, g, *s.projector[p.half_set - 1], as_model(e, g), *defocus_disk_, s.inv_sigma2,
                          std::nullopt);
     const DefocusFit fit = search_defocus_offset([&](double d) { return scorer.score(d); }, o_.defocus->search);
     Particle moved = p;
@@ -292,6 +307,15 @@ class HomogeneousStep final : public ParticleStep {
     moved.defocus_v_A += fit.offset_A;
     ctf = model_ctf(moved, g, s.box);
     return fit.offset_A;
+  }
+
+  // With Ewald sphere correction: the particle's sidebands at its defocus (moved by this
+  // iteration's offset when defocus is refined); else none.
+  std::optional<EwaldCtf> ewald_ctf(const ParticleSet& set, const Particle& p, double defocus_offset) const {
+    if (o_.ewald_sphere == EwaldSphere::Off) return std::nullopt;
+    Particle at = p;
+    if (!std::isnan(defocus_offset)) at.defocus_u_A += defocus_offset, at.defocus_v_A += defocus_offset;
+    return model_ewald_ctf(at, set.optics_of(p), refs_->box, o_.ewald_sphere);
   }
 
   // With symmetry relaxation: moves the search's result e to the particle's best symmetry mate (its

@@ -74,11 +74,14 @@ RealGrid rest_weight(std::span<const RealGrid> masks, const RealGrid& average, d
 // Its pose in the fulcrum frame is the pose of its map moved so the fulcrum is at the box centre: the
 // same rotation, the origin less the fulcrum's projection (a map displaced by c has origin o - (A c)_xy,
 // simulate.hpp), so the loop's local search rotates the module about its fulcrum. sign +1 enters the
-// frame, -1 leaves it.
-ProjectionPose in_fulcrum_frame(ProjectionPose pose, const std::array<int, 3>& c, double pixel_A, double sign) {
+// frame, -1 leaves it. With an anisotropic magnification M (forward_model.hpp: image frequency k
+// samples the map at A^T M k) the displacement seen in the image is M^T (A c)_xy: the map's phase
+// at A^T M k is that of k . M^T (A c).
+ProjectionPose in_fulcrum_frame(ProjectionPose pose, const std::array<int, 3>& c, double pixel_A, double sign,
+                                const std::array<double, 4>& mag) {
   const Vec3 ac = multiply(euler_to_matrix(pose.angles), Vec3{double(c[0]), double(c[1]), double(c[2])});
-  pose.origin_x_A -= sign * ac[0] * pixel_A;
-  pose.origin_y_A -= sign * ac[1] * pixel_A;
+  pose.origin_x_A -= sign * (mag[0] * ac[0] + mag[2] * ac[1]) * pixel_A;
+  pose.origin_y_A -= sign * (mag[1] * ac[0] + mag[3] * ac[1]) * pixel_A;
   return pose;
 }
 
@@ -100,15 +103,18 @@ struct Subtracted {
 };
 
 // The other modules' and the rest's expected images, taken out of each image at the particle's
-// consensus contrast.
+// consensus contrast (with its optics group's magnification: `optics`, the set's groups).
 SignalRemoval subtract(std::shared_ptr<const std::vector<Subtracted>> others,
-                       std::shared_ptr<const std::vector<double>> scale, double pixel_A) {
-  return [others, scale, pixel_A](const Particle& p, long index, const RealGrid& ctf, ComplexGrid& image) {
+                       std::shared_ptr<const std::vector<double>> scale, double pixel_A,
+                       std::shared_ptr<const ParticleSet> optics) {
+  return [others, scale, pixel_A, optics](const Particle& p, long index, const RealGrid& ctf, ComplexGrid& image) {
     ComplexGrid model;
     const std::size_t i = static_cast<std::size_t>(index);
+    const std::array<double, 4>& mag = optics->optics_of(p).mag_matrix;
     for (const Subtracted& s : *others) {
-      expected_transform(*s.map[static_cast<std::size_t>(p.half_set - 1)], model_pose((*s.poses)[i], pixel_A), &ctf,
-                         (*scale)[i], model);
+      ModelPose pose = model_pose((*s.poses)[i], pixel_A);
+      pose.mag_matrix = mag;
+      expected_transform(*s.map[static_cast<std::size_t>(p.half_set - 1)], pose, &ctf, (*scale)[i], model);
       for (std::size_t k = 0; k < image.size(); ++k) image[k] -= model[k];
     }
   };
@@ -122,6 +128,12 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
                                      Communicator* communicator, const LocalRefineCallbacks& callbacks) {
   check_inputs(particles, half_a, half_b, masks);
   assign_half_sets(particles, options.refine.seed);
+  // The optics groups alone (their magnification matrices), for the signal removal's model.
+  auto optics_only = std::make_shared<ParticleSet>();
+  optics_only->optics = particles.optics;
+  const auto mag_of = [&](std::size_t i) -> const std::array<double, 4>& {
+    return particles.optics_of(particles.particles[i]).mag_matrix;
+  };
   const std::size_t n = particles.particles.size(), modules = masks.size();
   auto consensus_scale = std::make_shared<std::vector<double>>(n);
   std::vector<ProjectionPose> consensus_poses(n);
@@ -185,7 +197,7 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
       RefineState st;
       st.particles = particles;
       for (std::size_t i = 0; i < n; ++i) {
-        st.particles.particles[i].pose = in_fulcrum_frame(mod.poses[i], c, pixel_A, +1);
+        st.particles.particles[i].pose = in_fulcrum_frame(mod.poses[i], c, pixel_A, +1, mag_of(i));
         st.particles.particles[i].scale = mod.scales[i];
       }
       st.half_a = moved(mod.half_a, c, -1);
@@ -197,10 +209,10 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
       st.fsc = mod.fsc;
       st.noise_power = mod.noise_power;
       StepHooks hooks;
-      if (!others->empty()) hooks.remove_signal = subtract(others, consensus_scale, pixel_A);
+      if (!others->empty()) hooks.remove_signal = subtract(others, consensus_scale, pixel_A, optics_only);
       // The priors are centred on the consensus pose, in the module's fulcrum frame.
       auto centre = std::make_shared<std::vector<ProjectionPose>>(n);
-      for (std::size_t i = 0; i < n; ++i) (*centre)[i] = in_fulcrum_frame(consensus_poses[i], c, pixel_A, +1);
+      for (std::size_t i = 0; i < n; ++i) (*centre)[i] = in_fulcrum_frame(consensus_poses[i], c, pixel_A, +1, mag_of(i));
       hooks.prior_centre = [centre](long i) { return std::optional<ProjectionPose>((*centre)[static_cast<std::size_t>(i)]); };
       const std::unique_ptr<ParticleStep> step = make_homogeneous_step(ro, {}, {}, std::move(hooks));
       RefineCallbacks cb;
@@ -211,7 +223,7 @@ LocalRefinement run_local_refinement(ParticleSet particles, const RealGrid& half
       cb.progress = callbacks.progress;
       run_refinement(st, pixel_A, ro, {step.get(), regularizer, communicator}, cb);
       for (std::size_t i = 0; i < n; ++i) {
-        mod.poses[i] = in_fulcrum_frame(*st.particles.particles[i].pose, c, pixel_A, -1);
+        mod.poses[i] = in_fulcrum_frame(*st.particles.particles[i].pose, c, pixel_A, -1, mag_of(i));
         mod.scales[i] = st.particles.particles[i].scale;
       }
       // The module's references: what lies inside its mask (the reconstruction of the images less the

@@ -94,7 +94,7 @@ SubsetOrder subset_order(const std::vector<int>& half_sets, std::uint64_t seed, 
 void make_insertion(const ComplexGrid& f, const ModelPose& pose, const RealGrid* ctf, int box, Insertion& out) {
   if (f.ny() != box) throw std::invalid_argument("make_insertion: the image is not of the box");
   backprojection_terms(f, pose, ctf, 1.0, 1.0, out.data, out.weight);
-  out.rotation = pose.rotation;
+  out.rotation = model_matrix(pose);  // the model's 2D->3D matrix (the magnification included)
 }
 
 Spread spread_of(const std::vector<std::optional<double>>& values) {
@@ -167,7 +167,7 @@ InsertionSource particle_insertions(const ParticleSet& set, int box, int threads
     if (!p.pose) throw InputError(fmt::format("particle {} has no pose (angles and origin)", p.image.to_string()));
     const ComplexGrid& f = (*readers)[static_cast<std::size_t>(thread)].transform(set, p);
     const RealGrid ctf = insertion_ctf(set, p, box, apply_ctf);
-    make_insertion(f, model_pose(*p.pose, set.optics_of(p).pixel_A), &ctf, box, out);
+    make_insertion(f, model_pose(*p.pose, set.optics_of(p)), &ctf, box, out);
   };
 }
 
@@ -222,9 +222,10 @@ std::vector<ModelPose> align_noise(const ParticleSet& set, const std::vector<lon
         ComplexGrid& f = transforms[static_cast<std::size_t>(t)];
         noise_into(o.seed, j, o.pixel_sd, *scratch[static_cast<std::size_t>(t)], f);
         const RealGrid ctf = o.apply_ctf ? model_ctf(p, set.optics_of(p), box) : RealGrid(box / 2 + 1, box, 1, 1.0f);
-        const ParticleInput in{&f, &ctf, std::nullopt, {}};
+        ParticleInput in{&f, &ctf, std::nullopt, {}};
+        in.mag_matrix = set.optics_of(p).mag_matrix;
         const PoseEstimate e = search->search(in);
-        poses[static_cast<std::size_t>(j)] = {e.rotation, e.origin_x_px, e.origin_y_px};
+        poses[static_cast<std::size_t>(j)] = {e.rotation, e.origin_x_px, e.origin_y_px, in.mag_matrix};
       },
       progress);
   return poses;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tessera/forward_model.hpp"
 #include "tessera/orientations.hpp"
 
 namespace tessera {
@@ -53,7 +54,8 @@ class SearchBase : public PoseSearch {
             shift_prior[s] = log_shift_prior(in, c.ox + shifts.dx(s), c.oy + shifts.dy(s));
         }
         for (const Mat3& r : local_orientation_grid(c.rotation, step, half_width)) {
-          reference_->project_points(r, disk.kx.data(), disk.ky.data(), disk.size(), proj.data());
+          reference_->project_points(projection_matrix(in, r), disk.kx.data(), disk.ky.data(), disk.size(),
+                                     proj.data());
           const ShiftScore s = best_shift(p, proj.data(), shifts, q, shift_prior_used ? &shift_prior : nullptr);
           next.push_back({r, c.ox + shifts.dx(s.shift), c.oy + shifts.dy(s.shift), s.score + log_rotation_prior(in, r)});
         }
@@ -86,7 +88,8 @@ class SearchBase : public PoseSearch {
     const ParticleOnDisk p = put_on_disk(*in.transform, *in.ctf, inv_sigma2_, disk_, best.ox, best.oy, in.scale);
     std::vector<cfloat> proj(disk_.size());
     auto project = [&](const Mat3& r) {
-      reference_->project_points(r, disk_.kx.data(), disk_.ky.data(), disk_.size(), proj.data());
+      reference_->project_points(projection_matrix(in, r), disk_.kx.data(), disk_.ky.data(), disk_.size(),
+                                 proj.data());
     };
     // Offset of the parabola's peak through (-h, sm), (0, s0), (h, sp), within +-h; 0 without a peak.
     auto peak = [](double sm, double s0, double sp, double h) {
@@ -263,6 +266,10 @@ class LocalSearch final : public SearchBase {
 };
 
 }  // namespace
+
+Mat3 projection_matrix(const ParticleInput& particle, const Mat3& r) {
+  return model_matrix(ModelPose{r, 0, 0, particle.mag_matrix});
+}
 
 std::unique_ptr<PoseSearch> make_global_search(const GlobalSearchOptions& options) {
   return std::make_unique<GlobalSearch>(options);

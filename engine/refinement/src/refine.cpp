@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "refine_internal.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
 #include "tessera/particle_images.hpp"

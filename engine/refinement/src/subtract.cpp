@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "tessera/error.hpp"
+#include "tessera/aberrations.hpp"
 #include "tessera/forward_model.hpp"
 #include "tessera/fsc.hpp"
 #include "tessera/mask.hpp"
@@ -355,8 +356,10 @@ const Subtractor::Half& Subtractor::half_for(const Particle& p) const {
                   p.image.to_string(), p.half_set));
 }
 
-Subtractor::Models Subtractor::model_transforms(const Half& h, const ProjectionPose& pose, const RealGrid* ctf) const {
-  const ModelPose mp = model_pose(pose, pixel_A_);
+Subtractor::Models Subtractor::model_transforms(const Half& h, const ProjectionPose& pose, const RealGrid* ctf,
+                                                const std::array<double, 4>& mag) const {
+  ModelPose mp = model_pose(pose, pixel_A_);
+  mp.mag_matrix = mag;
   Models m;
   expected_transform(h.remove, mp, ctf, 1.0, m.remove);
   expected_transform(h.keep, mp, ctf, 1.0, m.keep);
@@ -401,9 +404,17 @@ SubtractResult Subtractor::subtract(RealGrid& image, const Particle& p, const Op
   centre_to_corner(work, false);
   ComplexGrid fx;
   fft_.forward(work, fx);
+  // Odd aberrations (aberrations.hpp): the fit works on the corrected image, as every reader of images
+  // does (ParticleImageReader), and the subtracted image gets them back: it stays in its own frame.
+  std::optional<ComplexGrid> odd_phase;
+  if (has_odd_aberrations(g)) {
+    odd_phase = odd_phase_factor(g, box_);
+    multiply_odd_phase(fx, *odd_phase, OddPhase::Remove);
+  }
 
-  const ProjectionPose pose = opt_.refine_pose ? refine_pose(h, fx, *p.pose, ctf ? &*ctf : nullptr) : *p.pose;
-  const Models m = model_transforms(h, pose, ctf ? &*ctf : nullptr);
+  const ProjectionPose pose =
+      opt_.refine_pose ? refine_pose(h, fx, *p.pose, ctf ? &*ctf : nullptr, g.mag_matrix) : *p.pose;
+  const Models m = model_transforms(h, pose, ctf ? &*ctf : nullptr, g.mag_matrix);
   const std::vector<std::size_t> region = fit_region(pose);
   if (region.size() < 8)
     throw InputError(fmt::format("particle {}: fewer than 8 pixels within the fit radius", p.image.to_string()));
@@ -442,8 +453,9 @@ SubtractResult Subtractor::subtract(RealGrid& image, const Particle& p, const Op
   if (opt_.fit_offset) cols.push_back(&c.ones);
   res.left = least_squares(cols, c.image).beta[0];
   shell_terms(m, fx, gains, variances, gain.keep, res);
-  res.shells.pose = pose_left_by_shell(h, m, pose, ctf ? &*ctf : nullptr, res.noise_variance);
+  res.shells.pose = pose_left_by_shell(h, m, pose, ctf ? &*ctf : nullptr, g.mag_matrix, res.noise_variance);
 
+  if (odd_phase) multiply_odd_phase(fx, *odd_phase, OddPhase::Apply);
   fft_.inverse(fx, image);
   corner_to_centre(image, false);
   return res;
@@ -499,10 +511,12 @@ SubtractSummary summarize(const std::vector<SubtractResult>& results) {
   return s;
 }
 
-Recentring recentre(const ProjectionPose& pose, const std::array<int, 3>& point_px, double pixel_A) {
+Recentring recentre(const ProjectionPose& pose, const std::array<int, 3>& point_px, double pixel_A,
+                    const std::array<double, 4>& mag) {
   const Vec3 q{double(point_px[0]), double(point_px[1]), double(point_px[2])};
   const Vec3 aq = multiply(euler_to_matrix(pose.angles), q);
-  const double dx = pose.origin_x_A / pixel_A - aq[0], dy = pose.origin_y_A / pixel_A - aq[1];
+  const double px = mag[0] * aq[0] + mag[2] * aq[1], py = mag[1] * aq[0] + mag[3] * aq[1];  // M^T (A q)_xy
+  const double dx = pose.origin_x_A / pixel_A - px, dy = pose.origin_y_A / pixel_A - py;
   Recentring r;
   r.shift_x_px = static_cast<int>(std::lround(dx));
   r.shift_y_px = static_cast<int>(std::lround(dy));

@@ -105,20 +105,20 @@ double parabola_step(double lo, double mid, double hi) {
 }  // namespace
 
 ProjectionPose Subtractor::refine_pose(const Half& h, const ComplexGrid& image, const ProjectionPose& start,
-                                       const RealGrid* ctf) const {
+                                       const RealGrid* ctf, const std::array<double, 4>& mag) const {
   const PoseRefinement& r = *opt_.refine_pose;
   const std::vector<std::size_t> region = fit_region(start);  // one region for every candidate
   const std::vector<double> x = band_passed(image, region), ones(region.size(), 1.0);
   const bool whole = opt_.fit_model == FitModel::Whole;
   // With the Separate model the kept region stays at the given pose.
-  const std::vector<double> kept_fixed = whole ? std::vector<double>{} : band_passed(model_transforms(h, start, ctf).keep, region);
+  const std::vector<double> kept_fixed = whole ? std::vector<double>{} : band_passed(model_transforms(h, start, ctf, mag).keep, region);
   const int hx = box_ / 2 + 1;
 
   // Models at a rotation with the origin left out; a candidate origin is a phase.
   auto unshifted = [&](const ProjectionPose& q) {
     ProjectionPose centred = q;
     centred.origin_x_A = centred.origin_y_A = 0;
-    Models m = model_transforms(h, centred, ctf);
+    Models m = model_transforms(h, centred, ctf, mag);
     if (whole)
       for (std::size_t i = 0; i < m.remove.size(); ++i) m.remove[i] += m.keep[i];
     return m.remove;  // Whole: both regions; Separate: the removed one
@@ -209,7 +209,8 @@ ProjectionPose Subtractor::refine_pose(const Half& h, const ComplexGrid& image, 
 }
 
 std::vector<double> Subtractor::pose_left_by_shell(const Half& h, const Models& m, const ProjectionPose& pose,
-                                                   const RealGrid* ctf, double noise_variance) const {
+                                                   const RealGrid* ctf, const std::array<double, 4>& mag,
+                                                   double noise_variance) const {
   const std::size_t shells = static_cast<std::size_t>(box_ / 2 + 1);
   std::vector<double> left(shells, 0.0);
   const int hx = box_ / 2 + 1;
@@ -220,7 +221,7 @@ std::vector<double> Subtractor::pose_left_by_shell(const Half& h, const Models& 
   constexpr double kAngleDeg = 0.25;
   std::array<ComplexGrid, kPoseParameters> jr, jf;
   for (int axis = 0; axis < 3; ++axis) {
-    const Models moved = model_transforms(h, rotated(pose, axis, kAngleDeg), ctf);
+    const Models moved = model_transforms(h, rotated(pose, axis, kAngleDeg), ctf, mag);
     ComplexGrid& dr = jr[static_cast<std::size_t>(2 + axis)];
     ComplexGrid& df = jf[static_cast<std::size_t>(2 + axis)];
     dr = moved.remove, df = moved.remove;

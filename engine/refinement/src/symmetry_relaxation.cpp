@@ -36,8 +36,8 @@ std::vector<double> mate_posterior(const ParticleInput& particle, const PoseEsti
   std::vector<cfloat> proj(s.disk.size());
   std::vector<double> score(mates.size());
   for (std::size_t k = 0; k < mates.size(); ++k) {
-    s.reference.project_points(multiply(pose.rotation, mates[k]), s.disk.kx.data(), s.disk.ky.data(), s.disk.size(),
-                               proj.data());
+    s.reference.project_points(projection_matrix(particle, multiply(pose.rotation, mates[k])), s.disk.kx.data(),
+                               s.disk.ky.data(), s.disk.size(), proj.data());
     score[k] = score_at(p, proj.data(), s.disk, 0, 0);
   }
   const double best = *std::max_element(score.begin(), score.end());

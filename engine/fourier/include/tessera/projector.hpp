@@ -49,6 +49,11 @@ class Projector {
   /// Central slice at rotation A into out ((N/2+1) x N, resized if needed).
   /// Frequencies beyond max_radius_px are zero.
   void project(const Mat3& a, ComplexGrid& out) const;
+  /// The projection on a curved sheet (one sideband of the Ewald sphere, forward_model.hpp):
+  /// frequency (kx, ky) sampled at A^T (kx, ky, kz), kz = curvature_px * (kx^2 + ky^2), all in
+  /// pixels of the box (curvature_px in 1/px: lambda / (2 box pixel_A) for the sphere). With
+  /// curvature_px = 0 it is project().
+  void project_curved(const Mat3& a, double curvature_px, ComplexGrid& out) const;
   /// The centred real-space projection (convenience for tests and simulation).
   RealGrid project_image(const Mat3& a) const;
   /// The projection at rotation A at n arbitrary 2D frequencies (kx, ky), in
@@ -144,6 +149,10 @@ class BackProjector {
   /// Insert one image: data = CTF * X (the image transform times its CTF) and
   /// weight = CTF^2, both half-complex (N/2+1) x N, at rotation A.
   void insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
+  /// Insert on a curved sheet (one Ewald sideband, forward_model.hpp): image frequency
+  /// (kx, ky) goes to A^T (kx, ky, curvature_px * (kx^2 + ky^2)), pixels of the box, once
+  /// per symmetry operator. curvature_px = 0 is insert() above.
+  void insert(const ComplexGrid& data, const RealGrid& weight, const Mat3& a, double curvature_px);
   /// Merge another back-projector of the same shape and quanta.
   void add(const BackProjector& other);
   /// The reconstructed volume, N^3, centred at N/2.
@@ -159,7 +168,7 @@ class BackProjector {
   std::span<std::int64_t> sums() { return sums_; }
 
  private:
-  void insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a);
+  void insert_one(const ComplexGrid& data, const RealGrid& weight, const Mat3& a, double curvature_px);
   void splat(double x, double y, double z, cfloat value, float weight);
   // The padded half-transform's data and weights as float grids (zero outside the stored ball),
   // on a padded grid of pbox (<= pbox_: only the frequencies that grid holds).

@@ -18,6 +18,10 @@
 ///   X = shift(-origin) [ scale * CTF * (sum_j ... + P(D_i, A)) ] + noise.
 /// D_i and the way it is projected are described at Disorder below.
 ///
+/// With SimulationOptions::ewald_sphere, the protein's images are formed on the Ewald sphere
+/// (forward_model.hpp: two sidebands, curvature from the voltage, box and pixel size); the
+/// disordered component stays a flat projection.
+///
 /// Every particle is a pure function of (seed, index), so images can be made
 /// in any order and on any number of threads with identical results.
 #include <array>
@@ -26,6 +30,7 @@
 #include <vector>
 
 #include "tessera/ctf.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/particles.hpp"
 #include "tessera/projector.hpp"
 #include "tessera/random.hpp"
@@ -136,6 +141,17 @@ struct SimulationOptions {
   // Module motion: rotation by N(0, sigma) degrees about a uniformly random
   // axis through the module's centre of mass; 3D shift ~ N(0, sigma) px per axis.
   double module_rotation_sigma_deg = 0, module_shift_sigma_px = 0;
+  // Ewald sphere curvature of the protein's images (forward_model.hpp); needs apply_ctf.
+  EwaldSphere ewald_sphere = EwaldSphere::Off;
+  // Aberrations of the optics group (aberrations.hpp, RELION 3.1's optics columns), carried by
+  // optics(): beam tilt (mrad) and odd Zernike coefficients give every image (protein, disorder)
+  // the factor exp(+i phi(k)); even ones enter the CTF's phase (with apply_ctf).
+  double beam_tilt_x_mrad = 0, beam_tilt_y_mrad = 0;
+  std::vector<double> odd_zernike, even_zernike;
+  // Anisotropic magnification of the optics group (forward_model.hpp: the protein's projection and
+  // the CTF at M k), carried by optics(); the disordered component is not magnified, so the
+  // constructor refuses both together.
+  std::array<double, 4> mag_matrix{1, 0, 0, 1};
   // Noise: signal variance / noise variance. Signal variance is the mean
   // variance over the box of up to 128 noise-free images spread evenly over the run.
   std::optional<double> snr;
@@ -197,6 +213,7 @@ class Simulator {
   std::vector<Projector> projectors_;
   std::vector<Vec3> centres_;
   std::optional<Disorder> disorder_;
+  ComplexGrid odd_phase_;  // exp(+i phi) of optics()'s odd aberrations; empty without them
   double noise_sigma_ = 0;
 };
 

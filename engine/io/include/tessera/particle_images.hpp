@@ -2,6 +2,7 @@
 /// Reading particle images for computation: streamed from their stacks one
 /// at a time (memory does not grow with the number of particles), centred
 /// and Fourier transformed. The loop over particles is parallel.hpp's.
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -26,10 +27,23 @@ class ParticleImageReader {
   /// Half-complex transform of the particle's image with its centre (N/2)
   /// moved to the origin. Throws InputError for an image of the wrong size or
   /// with NaN or infinite values (check_finite_image).
+  /// When the particle's optics group has odd aberrations (beam tilt, rlnOddZernike;
+  /// aberrations.hpp) the transform is corrected for them, multiplied by exp(-i phi(k)):
+  /// what every computation then sees is the image without them (the factor has modulus
+  /// 1, so white noise stays white). Work that writes images back in their own frame
+  /// (subtraction) applies exp(+i phi) again.
   const ComplexGrid& transform(const ParticleSet& set, const Particle& p);
 
  private:
   const MrcStackReader& stack(const std::filesystem::path& path);
+  const ComplexGrid* odd_phase(const OpticsGroup& g);  // nullptr: none
+  struct OddPhaseCache {
+    std::vector<double> coefficients;  // effective_odd_zernike of the group it was made for
+    std::array<double, 4> mag{};
+    double pixel_A = 0;
+    ComplexGrid factor;
+  };
+  std::map<int, OddPhaseCache> odd_phases_;  // by optics group number
   int box_;
   RealGrid window_;  // empty: no window
   RealFft fft_;

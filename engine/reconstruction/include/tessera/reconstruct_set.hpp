@@ -8,10 +8,13 @@
 /// With `wiener` on, the half maps are regularized with tau^2 from their own
 /// FSC (SNR = FSC / (1 - FSC), tau^2 = SNR / mean weight of the shell), and the
 /// full map with the FSC of the full set, 2 FSC / (1 + FSC), as RELION does.
+/// With `ewald_sphere`, each image is inserted as the Ewald model's two sidebands
+/// (backproject_ewald, forward_model.hpp) into its half's back-projector instead.
 #include <functional>
 #include <optional>
 #include <vector>
 
+#include "tessera/forward_model.hpp"
 #include "tessera/geometry.hpp"
 #include "tessera/grid.hpp"
 #include "tessera/particles.hpp"
@@ -26,6 +29,7 @@ struct ReconstructSetOptions {
   int padding = 2;
   bool apply_ctf = true;             ///< false: images have no CTF (or are CTF-corrected)
   bool wiener = true;                ///< regularize with tau^2 from the half-map FSC
+  EwaldSphere ewald_sphere = EwaldSphere::Off;  ///< Ewald sphere correction (needs apply_ctf)
 };
 
 struct HalfSetReconstruction {

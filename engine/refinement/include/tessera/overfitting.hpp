@@ -59,7 +59,7 @@ bool every_half_given(const std::vector<int>& half_sets);
 struct Insertion {
   ComplexGrid data;
   RealGrid weight;
-  Mat3 rotation = identity3();
+  Mat3 rotation = identity3();  ///< model_matrix(pose): the rotation, with the magnification matrix if any
 };
 
 /// The insertion of a centred image's half-complex transform `f` (N x N) at

@@ -13,6 +13,15 @@
 /// the alignment limit), keeping fewer candidates at each level.
 /// LocalSearch: the same refinement levels starting from the particle's
 /// current pose, within a few steps of it.
+///
+/// A particle's optics group may have an anisotropic magnification M
+/// (forward_model.hpp): the reference is then projected at model_matrix, the
+/// map sampled at A^T M k, in every refinement level and in the sub-grid
+/// polish. The global search's first, coarse level is scored against
+/// projections made once per reference for every particle, without M: at its
+/// frequencies (coarse_kmax_px, 8 px by default) a 2% anisotropy moves a
+/// frequency by at most 0.16 px, far below what that level resolves.
+#include <array>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,7 +67,13 @@ struct ParticleInput {
   std::optional<double> scale = 1.0;
   PoseEstimate current;          ///< pose from the previous iteration (origin = search centre)
   std::optional<PosePrior> prior = std::nullopt;  ///< the prior's centre (local search with prior sigmas); none: no prior
+  /// The optics group's magnification matrix (OpticsGroup::mag_matrix; identity: none).
+  std::array<double, 4> mag_matrix{1, 0, 0, 1};
 };
+
+/// The matrix the reference is projected at for `particle` at rotation r: model_matrix of the
+/// pose with the particle's magnification (r itself without one).
+Mat3 projection_matrix(const ParticleInput& particle, const Mat3& r);
 
 class PoseSearch {
  public:

@@ -45,6 +45,7 @@
 
 #include "tessera/communicator.hpp"
 #include "tessera/ctf_refine.hpp"
+#include "tessera/forward_model.hpp"
 #include "tessera/grid.hpp"
 #include "tessera/particles.hpp"
 #include "tessera/pose_search.hpp"
@@ -85,6 +86,9 @@ struct RefineOptions {
   LocalSearchOptions local;
   /// Per-particle defocus refinement in homogeneous refinement's step (ctf_refine.hpp); unset: none.
   std::optional<LoopDefocusOptions> defocus;
+  /// Ewald sphere correction of the insertion (both half sets; forward_model.hpp, backproject_ewald):
+  /// each particle is back-projected as its two sidebands. Alignment keeps the flat model.
+  EwaldSphere ewald_sphere = EwaldSphere::Off;
 };
 
 struct IterationStats {

@@ -208,15 +208,19 @@ class Subtractor {
   struct Models {
     ComplexGrid remove, keep;
   };
-  Models model_transforms(const Half& h, const ProjectionPose& pose, const RealGrid* ctf) const;
+  /// The regions' expected transforms at `pose` (forward_model.hpp), with the optics group's
+  /// magnification matrix `mag`.
+  Models model_transforms(const Half& h, const ProjectionPose& pose, const RealGrid* ctf,
+                          const std::array<double, 4>& mag) const;
   std::vector<double> band_passed(const ComplexGrid& f, const std::vector<std::size_t>& region) const;
   std::vector<std::size_t> fit_region(const ProjectionPose& pose) const;
   const Half& half_for(const Particle& p) const;
   // subtract_pose.cpp
   ProjectionPose refine_pose(const Half& h, const ComplexGrid& image, const ProjectionPose& pose,
-                             const RealGrid* ctf) const;
+                             const RealGrid* ctf, const std::array<double, 4>& mag) const;
   std::vector<double> pose_left_by_shell(const Half& h, const Models& m, const ProjectionPose& pose,
-                                         const RealGrid* ctf, double noise_variance) const;
+                                         const RealGrid* ctf, const std::array<double, 4>& mag,
+                                         double noise_variance) const;
   /// Fills res.shells; gain and its noise variance per half-complex pixel, keep
   /// the kept region's own coefficient (FitModel::Separate; else the gain).
   void shell_terms(const Models& m, const ComplexGrid& subtracted, const RealGrid& gain,
@@ -316,8 +320,11 @@ struct Recentring {
 /// is the map moved by whole voxels). With A the pose's rotation and o its
 /// origin in pixels, the point lies at box centre - o + (A point)_xy; the
 /// image moves by round(d), d = o - (A point)_xy, and the new origin is
-/// (d - round(d)) * pixel_A. Angles and origin_z_A are kept.
-Recentring recentre(const ProjectionPose& pose, const std::array<int, 3>& point_px, double pixel_A);
+/// (d - round(d)) * pixel_A. Angles and origin_z_A are kept. With the optics
+/// group's magnification matrix M (forward_model.hpp) the point lies at
+/// M^T (A point)_xy from the centre instead (the map's phase at A^T M k).
+Recentring recentre(const ProjectionPose& pose, const std::array<int, 3>& point_px, double pixel_A,
+                    const std::array<double, 4>& mag = {1, 0, 0, 1});
 
 /// A square image (nz == 1) or a cube, its content moved by whole pixels
 /// (wrapping around), then cut (or zero-padded) to new_box around the centre:
