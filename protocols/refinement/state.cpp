@@ -31,6 +31,9 @@ IterationStats stats_from(const nlohmann::json& j) {
     s.local_resolution_quantiles_A = j.at(key::local_resolution_quantiles_A).get<std::vector<double>>();
   if (j.contains(key::symmetry_mate_changed_fraction) && !j.at(key::symmetry_mate_changed_fraction).is_null())
     s.mate_change_fraction = j.at(key::symmetry_mate_changed_fraction).get<double>();
+  if (j.contains(key::median_defocus_change_A) && !j.at(key::median_defocus_change_A).is_null())
+    s.median_defocus_change_A = j.at(key::median_defocus_change_A).get<double>();
+  if (j.contains(key::defocus_changed)) s.defocus_changed = j.at(key::defocus_changed).get<long>();
   return s;
 }
 
@@ -48,7 +51,10 @@ nlohmann::ordered_json iteration_json(const IterationStats& s) {
           {key::wall_s, s.wall_s},
           {key::local_resolution_quantiles_A, s.local_resolution_quantiles_A},
           {key::symmetry_mate_changed_fraction,
-           s.mate_change_fraction ? nlohmann::ordered_json(*s.mate_change_fraction) : nlohmann::ordered_json()}};
+           s.mate_change_fraction ? nlohmann::ordered_json(*s.mate_change_fraction) : nlohmann::ordered_json()},
+          {key::median_defocus_change_A,
+           s.median_defocus_change_A ? nlohmann::ordered_json(*s.median_defocus_change_A) : nlohmann::ordered_json()},
+          {key::defocus_changed, s.defocus_changed}};
 }
 
 // Each iteration's state is one folder, state/iter_NNN, written completely before the

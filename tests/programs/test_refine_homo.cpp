@@ -402,6 +402,25 @@ TEST(RefineHomo, RefinesEachParticlesDefocusInTheLoop) {
   for (const auto& p : given.particles) given_astig[p.image.index] = p.defocus_u_A - p.defocus_v_A;
   for (const auto& p : refined.particles)
     EXPECT_NEAR(p.defocus_u_A - p.defocus_v_A, given_astig.at(p.image.index), 1e-3) << p.image.to_string();
+  // iterations.json: the global iterations refine no defocus (null); the first local one at the start
+  // resolution or better moves most particles, by about the given error.
+  const auto iterations = nlohmann::json::parse(test::read_text(tmp / "ref/iterations.json"));
+  int refined_iterations = 0;
+  double first_median = 0;
+  for (const auto& it : iterations) {
+    if (it["global_search"].get<bool>()) {
+      EXPECT_TRUE(it["median_defocus_change_A"].is_null()) << it;
+    }
+    if (it["median_defocus_change_A"].is_null()) continue;
+    if (refined_iterations++ == 0) {
+      first_median = it["median_defocus_change_A"].get<double>();
+      EXPECT_GT(it["defocus_changed"].get<long>(), 250) << it;
+    }
+  }
+  std::cout << fmt::format("{} iterations refined defocus; the first moved them by a median of {:.1f} A\n",
+                           refined_iterations, first_median);
+  EXPECT_GE(refined_iterations, 1);
+  EXPECT_GT(first_median, 60.0);
 }
 
 // tessera_refine_nu (non-uniform refinement: the same loop and program with the cross-validated

@@ -133,6 +133,7 @@ struct Changes {
   double angle_deg = 0, shift_px = 0, scale = 0;
   long moved = 0, aligned = 0;
   long mate_changes = 0;  // with symmetry relaxation: particles now nearer another mate of their previous pose
+  std::vector<double> defocus_changes_A;  // |change of defocus U| of the particles whose defocus changed
 };
 
 // Applies the outcomes (all ranks', in particle order) to the particles and sums the changes.
@@ -145,7 +146,9 @@ Changes apply_outcomes(const ParticleStep& step, RefineState& st, const std::vec
     const std::span<const double> out(all.data() + k * size, size);
     Particle& p = st.particles.particles[static_cast<std::size_t>(which[k])];
     const std::optional<ProjectionPose> before = p.pose;
+    const double defocus_before = p.defocus_u_A;
     step.apply(out, p);
+    if (p.defocus_u_A != defocus_before) ch.defocus_changes_A.push_back(std::abs(p.defocus_u_A - defocus_before));
     if (relaxed && before && p.pose &&
         nearest_mate(euler_to_matrix(before->angles), euler_to_matrix(p.pose->angles), o.symmetry) != 0)
       ++ch.mate_changes;
@@ -243,6 +246,13 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
   is.mean_shift_change_px = ch.shift_px / moved;
   is.mean_scale = ch.scale / moved;
   if (o.symmetry_relaxation != SymmetryRelaxation::None) is.mate_change_fraction = double(ch.mate_changes) / moved;
+  if (!ch.defocus_changes_A.empty()) {
+    std::vector<double> d = ch.defocus_changes_A;
+    const auto mid = d.begin() + static_cast<std::ptrdiff_t>(d.size() / 2);
+    std::nth_element(d.begin(), mid, d.end());
+    is.median_defocus_change_A = *mid;
+    is.defocus_changed = static_cast<long>(d.size());
+  }
   if (!st.local_cutoff_px.empty())
     is.local_resolution_quantiles_A = local_resolution_quantiles_A(st.local_cutoff_px, st.mask, pixel_A);
   is.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -254,6 +264,9 @@ void run_iteration(RefineState& st, double pixel_A, const RefineOptions& o, Part
                        is.mean_angle_change_deg, is.mean_shift_change_px, is.mean_scale, is.wall_s));
   if (cb.log && is.mate_change_fraction)
     cb.log(fmt::format("  symmetry relaxation: {:.1f}% of the particles changed mate", 100 * *is.mate_change_fraction));
+  if (cb.log && is.median_defocus_change_A)
+    cb.log(fmt::format("  defocus refined: {} particles changed, median |change| {:.1f} A", is.defocus_changed,
+                       *is.median_defocus_change_A));
   if (cb.log && !is.local_resolution_quantiles_A.empty()) {
     const auto& q = is.local_resolution_quantiles_A;
     cb.log(fmt::format("  local resolution inside the mask (A): 5% {:.2f}, 25% {:.2f}, median {:.2f}, 75% {:.2f}, "

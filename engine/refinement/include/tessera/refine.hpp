@@ -108,6 +108,11 @@ struct IterationStats {
   /// With symmetry relaxation: the fraction of the aligned particles that
   /// changed mate (nearest_mate of their previous pose is not 0); unset without.
   std::optional<double> mate_change_fraction;
+  /// In an iteration that refined per-particle defocus (RefineOptions::defocus): the median
+  /// |change| of defocus U (A) over the particles whose defocus it changed, and how many
+  /// those were; unset in other iterations.
+  std::optional<double> median_defocus_change_A;
+  long defocus_changed = 0;
 };
 
 /// The fractions at which IterationStats::local_resolution_quantiles_A are taken.
