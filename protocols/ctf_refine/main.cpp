@@ -5,6 +5,7 @@
 // search of one offset scored by the refinement's likelihood under the forward
 // model (tessera/ctf_refine.hpp; docs/ctf_refine.md).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@
 #include "tessera/optics_aberrations.hpp"
 #include "tessera/mag_refine.hpp"
 #include "tessera/particle_images.hpp"
+#include "tessera/reconstruct_set.hpp"
 
 namespace tp = tessera::protocol;
 namespace fs = std::filesystem;
@@ -128,6 +130,12 @@ tp::Schema make_schema() {
              .help = "Fits, each with the previous one's matrix applied (the first is RELION's single pass).",
              .section = "Magnification", .level = tp::Level::Advanced, .condition = "fit_magnification"});
   add_aberration_schema(s);
+  s.add_bool("fsc_before_after", "FSC before and after",
+             {.default_value = true,
+              .help = "Reconstruct half maps from the particles with the given CTF parameters and with the refined "
+                      "ones (the particles' poses and half sets, C1) and write both FSC curves, inside the mask when "
+                      "one is given, to fsc_before_after.json, which tessera_view_fsc draws: what the refinement "
+                      "gained. Costs two reconstructions."});
   s.add_output("particles_star", tp::OutputKind::ParticlesStar, "Particles (STAR)");
   s.add_output("particles_sqlite", tp::OutputKind::ParticlesSqlite, "Particles (Scipion)");
   s.add_output("magnification_json", tp::OutputKind::Table, "Magnification fit (JSON)",
@@ -139,6 +147,10 @@ tp::Schema make_schema() {
                         "pixel and fitted (odd, then even; centred, one image each, listed in 'sections'); also "
                         "drawn as heat maps in defocus_change.json's figures.",
                 .optional = true});
+  s.add_output("fsc_before_after", tp::OutputKind::Table, "FSC before and after (JSON)",
+               {.help = "fsc_before_after.json, in fsc.json's shape: curves 'before' and 'after' (the half maps' "
+                        "FSC with the given and the refined CTF parameters) and their resolutions at 0.143.",
+                .optional = true});
   s.add_output("defocus_json", tp::OutputKind::Table, "Defocus change (JSON)",
                {.help = "Per micrograph: particles, mean and standard deviation of the defocus change (A); the "
                         "median absolute change and the resolution range scored (with --refine-defocus).",
@@ -149,6 +161,7 @@ tp::Schema make_schema() {
 struct Inputs {
   ParticleSet set;
   std::vector<RealGrid> maps;  // one, or the two half maps
+  std::optional<RealGrid> mask;
   double pixel_A = 0;
   double max_res_A = 0;
 };
@@ -215,6 +228,7 @@ Inputs load_inputs(const tp::Values& v) {
       for (std::size_t i = 0; i < l.data.size(); ++i) l.data[i] *= (*mask)[i];
     in.maps.push_back(std::move(l.data));
   }
+  in.mask = std::move(mask);
   return in;
 }
 
@@ -399,8 +413,42 @@ tp::Json write_phase_maps(tp::RunContext& ctx, const AberrationRefinement& fits,
   return heatmaps;
 }
 
+// fsc_before_after.json: the half maps' FSC with the given (`before`) and the refined CTF
+// parameters, in fsc.json's shape, so that tessera_view_fsc draws it.
+void write_fsc_before_after(tp::RunContext& ctx, const ParticleSet& before, const Inputs& in, int threads) {
+  ReconstructSetOptions ro;
+  ro.threads = threads;
+  ro.wiener = false;
+  const int box = particle_box(in.set);
+  tp::Json curves = tp::Json::object(), resolution = tp::Json::object();
+  std::array<std::optional<double>, 2> at;
+  const std::array<std::pair<const char*, const ParticleSet*>, 2> runs{{{"before", &before}, {"after", &in.set}}};
+  for (std::size_t k = 0; k < runs.size(); ++k) {
+    ctx.info(fmt::format("FSC {}: reconstructing half maps with the {} CTF parameters", runs[k].first,
+                         k == 0 ? "given" : "refined"));
+    const HalfSetReconstruction r = reconstruct_particles(*runs[k].second, ro);
+    const std::vector<double> f = in.mask ? masked_fsc(r.raw_a, r.raw_b, *in.mask) : r.fsc;
+    at[k] = resolution_at(f, 0.143, box, in.pixel_A);
+    curves[runs[k].first] = f;
+    resolution[std::string(runs[k].first) + "@0.143"] = at[k] ? tp::Json(*at[k]) : tp::Json();
+  }
+  const auto text = [](const std::optional<double>& r) { return r ? fmt::format("{:.2f} A", *r) : std::string("none"); };
+  ctx.info(fmt::format("half maps' FSC 0.143 ({}): {} with the given CTF parameters, {} with the refined ones",
+                       in.mask ? "inside the mask" : "unmasked", text(at[0]), text(at[1])));
+  const tp::Json doc = {{"box", box},
+                        {"voxel_A", in.pixel_A},
+                        {"shells", tp::fsc_shells_json(box, in.pixel_A)},
+                        {"masked", in.mask.has_value()},
+                        {"curves", curves},
+                        {"resolution_A", resolution}};
+  tp::atomic_write_text(ctx.path("fsc_before_after.json"), doc.dump(2) + "\n");
+  ctx.add_output("fsc_before_after", "fsc_before_after.json", {{"resolution_A", resolution}});
+}
+
 void work(const tp::Values& v, tp::RunContext& ctx) {
   Inputs in = load_inputs(v);
+  const bool fsc_before_after = v.get<bool>("fsc_before_after");
+  const std::optional<ParticleSet> given = fsc_before_after ? std::optional<ParticleSet>(in.set) : std::nullopt;
   DefocusRefineOptions o;
   o.search.range_A = v.get<double>("defocus_range_A");
   o.search.step_A = v.get<double>("defocus_step_A");
@@ -442,6 +490,7 @@ void work(const tp::Values& v, tp::RunContext& ctx) {
   const double med = median_abs(r.offset_A);
   if (fit_defocus) ctx.info(fmt::format("median |defocus change| {:.1f} A", med));
   tp::save_particles(ctx, in.set, "particles", "particles_star", "particles_sqlite");
+  if (given) write_fsc_before_after(ctx, *given, in, o.threads);
   const std::vector<MicrographDefocusChange> per = defocus_change_per_micrograph(in.set, r.offset_A);
   tp::Json mics = tp::Json::array();
   for (const MicrographDefocusChange& m : per)

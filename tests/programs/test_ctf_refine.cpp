@@ -67,6 +67,22 @@ TEST(CtfRefineProgram, DefocusErrorsComeBackToTheTruth) {
   EXPECT_EQ(change["figures"]["histograms"][0]["count"], 150);
   ASSERT_EQ(change["figures"]["heatmaps"].size(), 1u);
   EXPECT_EQ(change["figures"]["heatmaps"][0]["columns"].size(), 3u);
+  // fsc_before_after.json: the half maps' FSC with the given and the refined defoci. 150 particles at
+  // SNR 0.5 hold signal to shell 10 (7.7 A); the given defoci, 200 A off, misplace the CTF's zeros
+  // there and the refined ones do not (measured: FSC 0.69 -> 0.86 at shell 5, 0.29 -> 0.57 at 7,
+  // a mean gain of 0.18 over shells 4-10).
+  const auto fsc = nlohmann::json::parse(test::read_text(out / "fsc_before_after.json"));
+  const auto before_curve = fsc["curves"]["before"].get<std::vector<double>>();
+  const auto after_curve = fsc["curves"]["after"].get<std::vector<double>>();
+  ASSERT_EQ(before_curve.size(), 33u);
+  ASSERT_EQ(after_curve.size(), 33u);
+  double gain = 0;
+  for (std::size_t k = 4; k <= 10; ++k) gain += (after_curve[k] - before_curve[k]) / 7;
+  std::printf("FSC before/after: mean gain over shells 4-10 %.3f; 0.143 at %s before, %s after\n", gain,
+              fsc["resolution_A"]["before@0.143"].dump().c_str(), fsc["resolution_A"]["after@0.143"].dump().c_str());
+  EXPECT_GT(gain, 0.08);
+  EXPECT_LT(fsc["resolution_A"]["after@0.143"].get<double>(), fsc["resolution_A"]["before@0.143"].get<double>());
+  EXPECT_FALSE(fsc["masked"].get<bool>());
 }
 
 }  // namespace
