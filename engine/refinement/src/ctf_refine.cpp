@@ -167,6 +167,11 @@ std::vector<double> residual_inv_sigma2(const ParticleSet& set, const std::vecto
 
 }  // namespace
 
+FourierDisk ctf_fit_disk(int box, double pixel_A, double min_res_A, std::optional<double> max_res_A) {
+  const double kmax = max_res_A ? std::min(box / 2.0 - 1, box * pixel_A / *max_res_A) : box / 2.0 - 1;
+  return FourierDisk::make(box, kmax, std::max(1.0, box * pixel_A / min_res_A));
+}
+
 DefocusRefinement refine_defocus(const ParticleSet& set, std::span<const RealGrid* const> maps,
                                  const DefocusRefineOptions& o) {
   if (maps.empty() || maps.size() > 2) throw std::invalid_argument("refine_defocus: one map or two half maps");
@@ -175,8 +180,7 @@ DefocusRefinement refine_defocus(const ParticleSet& set, std::span<const RealGri
   const double pixel_A = set.optics_of(set.particles.front()).pixel_A;
   std::vector<Projector> projectors;
   for (const RealGrid* m : maps) projectors.emplace_back(*m);
-  const double kmax = o.max_res_A ? std::min(box / 2.0 - 1, box * pixel_A / *o.max_res_A) : box / 2.0 - 1;
-  const FourierDisk disk = FourierDisk::make(box, kmax, std::max(1.0, box * pixel_A / o.min_res_A));
+  const FourierDisk disk = ctf_fit_disk(box, pixel_A, o.min_res_A, o.max_res_A);
   const std::vector<std::vector<long>> groups = defocus_groups(set, o.per_micrograph);
   const int threads = std::max(1, o.threads);
   std::vector<ParticleImageReader> readers;

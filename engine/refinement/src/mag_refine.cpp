@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "tessera/alignment.hpp"
+#include "tessera/ctf_refine.hpp"  // ctf_fit_disk
 #include "tessera/error.hpp"
 #include "tessera/forward_model.hpp"
 #include "tessera/parallel.hpp"
@@ -143,8 +144,7 @@ std::vector<MagnificationGroupFit> refine_magnification(ParticleSet& set, std::s
   const double pixel_A = set.optics_of(set.particles.front()).pixel_A;
   std::vector<Projector> projectors;
   for (const RealGrid* m : maps) projectors.emplace_back(*m);
-  const double kmax = o.max_res_A ? std::min(box / 2.0 - 1, box * pixel_A / *o.max_res_A) : box / 2.0 - 1;
-  const FourierDisk disk = FourierDisk::make(box, kmax, std::max(1.0, box * pixel_A / o.min_res_A));
+  const FourierDisk disk = ctf_fit_disk(box, pixel_A, o.min_res_A, o.max_res_A);
   const GradientPoints at(disk);
   const int threads = std::max(1, o.threads);
   std::vector<ParticleImageReader> readers;

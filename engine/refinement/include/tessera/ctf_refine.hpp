@@ -87,6 +87,11 @@ struct LoopDefocusOptions {
   double start_res_A = 8;
 };
 
+/// The frequencies a fit of CTF parameters against a map scores (the defocus here, the
+/// magnification in mag_refine.hpp): from min_res_A to max_res_A (unset: Nyquist less one shell)
+/// in a box of `box` pixels of pixel_A.
+FourierDisk ctf_fit_disk(int box, double pixel_A, double min_res_A, std::optional<double> max_res_A);
+
 /// Refining the defocus of a whole set against a map or two half maps.
 struct DefocusRefineOptions {
   DefocusSearchOptions search;
