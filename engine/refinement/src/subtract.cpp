@@ -468,6 +468,8 @@ void Subtractor::shell_terms(const Models& m, const ComplexGrid& subtracted, con
   ShellTerms& t = res.shells;
   for (auto* v : {&t.signal, &t.contrast, &t.subtracted, &t.in_phase, &t.kept, &t.cross, &t.in_phase_kept})
     v->assign(shells, 0.0);
+  const bool unfitted = opt_.scale_mode != ScaleMode::Fit;
+  for (auto* v : {&t.unfitted_square, &t.unfitted_mean, &t.unfitted_power}) v->assign(unfitted ? shells : 0, 0.0);
   for (std::size_t i = 0; i < subtracted.size(); ++i) {
     const auto k = static_cast<std::size_t>(shell_[i]);
     if (k >= shells) continue;
@@ -475,6 +477,11 @@ void Subtractor::shell_terms(const Models& m, const ComplexGrid& subtracted, con
     const double s = gain[i], v = gain_variance[i], power = std::norm(m.remove[i]);
     t.signal[k] += w * (s * s - v) * g * power;
     t.contrast[k] += w * v * g * power;
+    if (unfitted) {
+      t.unfitted_square[k] += w * (res.left * res.left - res.joint_variance) * g * power;
+      t.unfitted_mean[k] += w * res.left * g * power;
+      t.unfitted_power[k] += w * g * power;
+    }
     const cfloat r = static_cast<float>(s * g) * m.remove[i];
     const cfloat kept = static_cast<float>(keep ? *keep : s) * m.keep[i];
     t.subtracted[k] += w * std::norm(r);

@@ -15,6 +15,7 @@ namespace {
 /// Sums over particles, per shell.
 struct Sums {
   std::vector<double> signal, contrast, pose, subtracted;
+  std::vector<double> unfitted_square, unfitted_mean, unfitted_power;  // ShellTerms'; all zero when fitted
   // Per half set: the normal equations of Y - K ~ a R + b K, shell by shell.
   std::array<std::vector<double>, 2> rr, rk, kk, yr, yk;
 };
@@ -30,7 +31,9 @@ double removed_coefficient(const Sums& s, std::size_t h, std::size_t k) {
 
 Sums add_up(const std::vector<SubtractResult>& results, const std::vector<int>& half_sets, std::size_t shells) {
   Sums s;
-  for (auto* v : {&s.signal, &s.contrast, &s.pose, &s.subtracted}) v->assign(shells, 0.0);
+  for (auto* v : {&s.signal, &s.contrast, &s.pose, &s.subtracted, &s.unfitted_square, &s.unfitted_mean,
+                  &s.unfitted_power})
+    v->assign(shells, 0.0);
   for (auto* a : {&s.rr, &s.rk, &s.kk, &s.yr, &s.yk})
     for (auto& v : *a) v.assign(shells, 0.0);
   for (std::size_t i = 0; i < results.size(); ++i) {
@@ -54,6 +57,12 @@ Sums add_up(const std::vector<SubtractResult>& results, const std::vector<int>& 
       s.yr[h][k] += t.in_phase[k];
       s.yk[h][k] += t.in_phase_kept[k];
     }
+    if (!t.unfitted_square.empty())
+      for (std::size_t k = 0; k < shells; ++k) {
+        s.unfitted_square[k] += t.unfitted_square[k];
+        s.unfitted_mean[k] += t.unfitted_mean[k];
+        s.unfitted_power[k] += t.unfitted_power[k];
+      }
   }
   return s;
 }
@@ -70,6 +79,11 @@ LeftEstimate estimate_left(const std::vector<SubtractResult>& results, const std
   if (!map_fsc.empty() && map_fsc.size() != shells)
     throw std::invalid_argument(fmt::format("estimate_left: {} FSC shells for a box of {}", map_fsc.size(), box));
   Sums s = add_up(results, half_sets, shells);
+  // A contrast that was not fitted leaves each particle's own misfit c: its spread about the mean
+  // (the mean's square is the systematic term below), less the noise of c, counts with the contrast.
+  for (std::size_t k = 0; k < shells; ++k)
+    if (s.unfitted_power[k] > 0)
+      s.contrast[k] += std::max(0.0, s.unfitted_square[k] - s.unfitted_mean[k] * s.unfitted_mean[k] / s.unfitted_power[k]);
 
   // Left power per shell, by cause.
   std::vector<double> map_noise(shells, 0.0), systematic(shells, 0.0);

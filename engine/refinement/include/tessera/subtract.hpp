@@ -157,6 +157,11 @@ struct ShellTerms {
   std::vector<double> subtracted;  ///< |R|^2, R = s'_k g_k M_r, what was subtracted
   std::vector<double> in_phase;    ///< Re <Y - K, R>: the subtracted image Y less the fitted kept region K, along R
   std::vector<double> kept, cross, in_phase_kept;  ///< |K|^2, Re <R, K>, Re <Y - K, K>
+  /// With a contrast that was not fitted (ScaleMode::Fixed, Refinement): the particle's left-over
+  /// coefficient c (SubtractResult::left, of variance v = joint_variance) as (c^2 - v) g_k |M_r|^2,
+  /// c g_k |M_r|^2 and g_k |M_r|^2, from which estimate_left counts the spread of the particles'
+  /// contrasts about the one subtracted; empty when the contrast was fitted.
+  std::vector<double> unfitted_square, unfitted_mean, unfitted_power;
 };
 
 /// What was done to one particle. Scales are relative to the map's projection
